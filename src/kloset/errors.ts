@@ -1,0 +1,55 @@
+// One error type for the gRPC boundary: every failure a connector raises is
+// normalised here into a status code and a one-line message that plakar shows
+// to the user as is.
+
+/** gRPC status codes used at the boundary. */
+export const Code = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
+export type Code = typeof Code[keyof typeof Code];
+
+/** An error carrying the gRPC status code it should become. */
+export class KlosetError extends Error {
+  readonly code: Code;
+  constructor(code: Code, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "KlosetError";
+    this.code = code;
+  }
+
+  /** Normalises anything thrown into a KlosetError with a one-line message. */
+  static from(err: unknown, fallback: Code = Code.UNKNOWN): KlosetError {
+    if (err instanceof KlosetError) return err;
+    if (err instanceof Error) {
+      const code = typeof (err as { grpcCode?: unknown }).grpcCode === "number"
+        ? (err as unknown as { grpcCode: Code }).grpcCode
+        : fallback;
+      return new KlosetError(code, oneLine(err.message), { cause: err });
+    }
+    return new KlosetError(fallback, oneLine(String(err)));
+  }
+}
+
+/** A configuration error: names the option; becomes INVALID_ARGUMENT at Init. */
+export class ConfigError extends Error {
+  readonly option: string;
+  readonly grpcCode: Code = Code.INVALID_ARGUMENT;
+  constructor(option: string, message: string) {
+    super(`${option}: ${message}`);
+    this.name = "ConfigError";
+    this.option = option;
+  }
+}
+
+/** Collapses whitespace and newlines so a message stays on one line. */
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, " | ").replace(/\s+/g, " ").trim();
+}

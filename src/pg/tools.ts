@@ -1,0 +1,253 @@
+// Runs PostgreSQL's client tools (pg_dump, pg_dumpall, pg_restore, psql,
+// pg_basebackup) with Deno.Command. The one place that builds their argv and
+// environment: the password goes only through PGPASSWORD, `-w` so a tool never
+// prompts, a database only ever as a quoted `dbname=` value (a name that
+// contains `=` must never be read as a connection string), and a non-zero
+// exit turns into an error carrying the tail of stderr, secrets removed.
+
+import { currentPassword } from "./client.ts";
+import type { ConnConfig } from "./conn.ts";
+
+/** A client tool failed: names the tool and what it was doing, with its stderr. */
+export class ToolError extends Error {
+  readonly tool: string;
+  readonly exitCode: number | null;
+  constructor(tool: string, what: string, exitCode: number | null, detail: string) {
+    const status = exitCode === null ? "was killed" : `exited with status ${exitCode}`;
+    super(`${tool} ${what} ${status}${detail ? `: ${detail}` : ""}`);
+    this.name = "ToolError";
+    this.tool = tool;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Where a tool lives: in pg_bin_dir when set, else resolved through $PATH. */
+export function toolPath(pgBinDir: string | undefined, name: string): string {
+  return pgBinDir ? `${pgBinDir.replace(/\/+$/, "")}/${name}` : name;
+}
+
+/**
+ * Quotes a database name as a libpq conninfo `dbname='...'` value. Passed to
+ * `-d`, it can only ever be a database name: `host=evil dbname=x` stays one
+ * literal name instead of redirecting the connection.
+ */
+export function dbnameArg(database: string): string {
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/** Connection flags every tool shares: host, port, user, never prompt. */
+export function connArgs(conn: ConnConfig): string[] {
+  const args = ["-h", conn.host, "-p", String(conn.port), "-w"];
+  if (conn.username) args.push("-U", conn.username);
+  return args;
+}
+
+/** The environment for a tool: TLS and timeouts always, the password only here. */
+export async function toolEnv(conn: ConnConfig): Promise<Record<string, string>> {
+  const env: Record<string, string> = {
+    PGSSLMODE: conn.sslMode,
+    PGCONNECT_TIMEOUT: String(conn.connectTimeout),
+    PGAPPNAME: "plakar-postgresql",
+  };
+  const password = await currentPassword(conn);
+  if (password) env.PGPASSWORD = password;
+  if (conn.sslCert) env.PGSSLCERT = conn.sslCert;
+  if (conn.sslKey) env.PGSSLKEY = conn.sslKey;
+  if (conn.sslRootCert) env.PGSSLROOTCERT = conn.sslRootCert;
+  return env;
+}
+
+/** Keeps the head and tail of a tool's output, bounded, for error messages. */
+export class OutputTail {
+  #head = "";
+  #tail = "";
+  #dropped = false;
+  readonly #limit: number;
+  readonly #decoder = new TextDecoder();
+  constructor(limit = 1000) {
+    this.#limit = limit;
+  }
+  push(bytes: Uint8Array): void {
+    const text = this.#decoder.decode(bytes, { stream: true });
+    if (this.#head.length < this.#limit) {
+      const take = this.#limit - this.#head.length;
+      this.#head += text.slice(0, take);
+      this.#tail += text.slice(take);
+    } else {
+      this.#tail += text;
+    }
+    if (this.#tail.length > this.#limit) {
+      this.#tail = this.#tail.slice(-this.#limit);
+      this.#dropped = true;
+    }
+  }
+  /** The kept text on one line, with secrets replaced. */
+  text(secrets: (string | undefined)[] = []): string {
+    let s = this.#dropped ? `${this.#head} [...] ${this.#tail}` : this.#head + this.#tail;
+    for (const secret of secrets) if (secret) s = s.split(secret).join("***");
+    return s.replace(/\s*\n\s*/g, " | ").replace(/\s+/g, " ").trim();
+  }
+}
+
+export interface ToolSpec {
+  /** Executable path or name. */
+  bin: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Short description for errors, e.g. `pg_dump of database "app"`. */
+  what: string;
+  /** Values to scrub from messages (the password). */
+  secrets?: (string | undefined)[];
+}
+
+function toolName(bin: string): string {
+  return bin.split("/").pop() ?? bin;
+}
+
+function spawn(spec: ToolSpec, stdin: "piped" | "null", stdout: "piped" | "null") {
+  try {
+    return new Deno.Command(spec.bin, {
+      args: spec.args,
+      env: spec.env,
+      stdin,
+      stdout,
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ToolError(
+        toolName(spec.bin),
+        spec.what,
+        null,
+        `${spec.bin} not found: install the PostgreSQL client tools or set pg_bin_dir`,
+      );
+    }
+    throw e;
+  }
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, tail: OutputTail): Promise<void> {
+  for await (const chunk of stream) tail.push(chunk);
+}
+
+/**
+ * Starts a tool and returns its stdout as a stream. The stream ends only when
+ * the tool has exited successfully; a non-zero exit errors the stream with a
+ * ToolError, so a failed dump can never look like a complete one. Cancelling
+ * the stream kills the tool.
+ */
+export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
+  let child: Deno.ChildProcess | undefined;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let stderrDone: Promise<void> | undefined;
+  const stderr = new OutputTail();
+  return new ReadableStream<Uint8Array>({
+    start() {
+      child = spawn(spec, "null", "piped");
+      reader = child.stdout.getReader();
+      stderrDone = collect(child.stderr, stderr);
+    },
+    async pull(controller) {
+      const { value, done } = await reader!.read();
+      if (!done) {
+        controller.enqueue(value);
+        return;
+      }
+      const status = await child!.status;
+      await stderrDone;
+      if (status.success) {
+        controller.close();
+      } else {
+        controller.error(
+          new ToolError(
+            toolName(spec.bin),
+            spec.what,
+            status.signal ? null : status.code,
+            stderr.text(spec.secrets),
+          ),
+        );
+      }
+    },
+    async cancel() {
+      try {
+        child?.kill("SIGTERM");
+      } catch { /* already exited */ }
+      await reader?.cancel().catch(() => {});
+      await child?.status;
+      await stderrDone?.catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** What a tool printed, for callers that inspect it (psql's ERROR lines). */
+export interface ToolResult {
+  output: string;
+}
+
+/**
+ * Runs a tool with `input` piped to its stdin and waits for it. Rejects with a
+ * ToolError on a non-zero exit. The input is always consumed or cancelled.
+ */
+export async function toolWithInput(
+  spec: ToolSpec,
+  input: ReadableStream<Uint8Array>,
+  onOutputLine?: (line: string) => void,
+): Promise<ToolResult> {
+  const child = spawn(spec, "piped", "piped");
+  const tail = new OutputTail(2000);
+  const watch = async (stream: ReadableStream<Uint8Array>) => {
+    let partial = "";
+    const dec = new TextDecoder();
+    for await (const chunk of stream) {
+      tail.push(chunk);
+      if (onOutputLine) {
+        partial += dec.decode(chunk, { stream: true });
+        const lines = partial.split("\n");
+        partial = lines.pop()!;
+        for (const line of lines) onOutputLine(line);
+      }
+    }
+    if (onOutputLine && partial) onOutputLine(partial);
+  };
+  const outputs = Promise.all([watch(child.stdout), watch(child.stderr)]);
+  let feedError: unknown;
+  try {
+    await input.pipeTo(child.stdin);
+  } catch (e) {
+    // The tool closed its stdin early (it failed); its exit status says why.
+    feedError = e;
+    await input.cancel().catch(() => {});
+  }
+  const status = await child.status;
+  await outputs;
+  if (!status.success) {
+    throw new ToolError(
+      toolName(spec.bin),
+      spec.what,
+      status.signal ? null : status.code,
+      tail.text(spec.secrets),
+    );
+  }
+  if (feedError) throw feedError;
+  return { output: tail.text(spec.secrets) };
+}
+
+/** Runs a tool to completion and returns its stdout (small outputs: versions, checks). */
+export async function toolOutput(spec: ToolSpec): Promise<string> {
+  const child = spawn(spec, "null", "piped");
+  const stderr = new OutputTail();
+  const [out] = await Promise.all([
+    new Response(child.stdout).text(),
+    collect(child.stderr, stderr),
+  ]);
+  const status = await child.status;
+  if (!status.success) {
+    throw new ToolError(
+      toolName(spec.bin),
+      spec.what,
+      status.signal ? null : status.code,
+      stderr.text(spec.secrets),
+    );
+  }
+  return out;
+}
