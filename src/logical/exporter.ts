@@ -44,16 +44,19 @@ export function classify(pathname: string, head: Uint8Array): FileKind {
   return { kind: "unknown" };
 }
 
+/** Databases every cluster has, restored in place instead of dropped and recreated. */
+const ALWAYS_PRESENT = ["postgres", "template1"];
+
 /** Builds the pg_restore argv for a custom-format dump of `database`. */
 export function pgRestoreArgs(opts: ExportOptions, database: string): string[] {
   const args = connArgs(opts.conn);
-  if (opts.recreate && database !== "postgres") {
+  if (opts.recreate && !ALWAYS_PRESENT.includes(database)) {
     // Drop and recreate the database from the archive's metadata, connected
     // to the maintenance database.
     args.push("-C", "--clean", "--if-exists", "-d", dbnameArg("postgres"));
   } else {
-    // The postgres database always exists and is never dropped (as pg_dumpall
-    // does): recreate on it means restoring its objects with --clean.
+    // postgres and template1 always exist and are never dropped (as
+    // pg_dumpall does): recreate on them means restoring objects with --clean.
     args.push("-d", dbnameArg(database));
     if (opts.clean || opts.recreate) args.push("--clean", "--if-exists");
   }

@@ -11,10 +11,17 @@ import {
 } from "../kloset/connector.ts";
 import { connect } from "../pg/client.ts";
 import { type ImportOptions, parseImportConfig } from "../pg/config.ts";
-import { buildManifest, toolVersion } from "../pg/manifest.ts";
+import { buildManifest } from "../pg/manifest.ts";
 import { dumpPath, GLOBALS_PATH, MANIFEST_PATH } from "../pg/names.ts";
 import { PemFiles } from "../pg/pem_files.ts";
-import { connArgs, dbnameArg, toolEnv, toolPath, toolStdout } from "../pg/tools.ts";
+import {
+  connArgs,
+  dbnameArg,
+  toolEnv,
+  toolPath,
+  toolStdout,
+  toolVersionLine,
+} from "../pg/tools.ts";
 import { iamPasswordProvider } from "../pg/iam.ts";
 import { describeConnectError, ServerError } from "../pg/errors.ts";
 import { warn } from "../pg/log.ts";
@@ -152,7 +159,7 @@ class LogicalImporter implements ImporterConnector {
   async *entries(): AsyncIterable<ImportEntry> {
     const opts = this.#opts;
     const pgDump = toolPath(opts.pgBinDir, "pg_dump");
-    const pgDumpVersion = await toolVersion(pgDump);
+    const pgDumpVersion = await toolVersionLine(pgDump);
     const { databases, canReadAuthid, serverVersionNum } = await this.#databases();
     const toolMaj = toolMajor(pgDumpVersion);
     const serverMaj = serverVersionNum >= 100000

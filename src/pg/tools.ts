@@ -251,3 +251,9 @@ export async function toolOutput(spec: ToolSpec): Promise<string> {
   }
   return out;
 }
+
+/** The tool's `--version` line, e.g. "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)". */
+export async function toolVersionLine(bin: string): Promise<string> {
+  const out = await toolOutput({ bin, args: ["--version"], env: {}, what: "--version" });
+  return out.trim();
+}

