@@ -238,7 +238,7 @@ Deno.test("a role that cannot read pg_authid gets globals without role passwords
   assert(!globals.includes("SCRAM-SHA-256$"), "role passwords present");
 });
 
-Deno.test("restore modes: default into an existing database, clean drops stale objects, databases= filters, no_globals", async () => {
+Deno.test("restore modes: default into an existing database, clean replaces the dump's objects, databases= filters, no_globals", async () => {
   await using src = await Cluster.start();
   await using dst = await Cluster.start();
   await makeRoles(src);
@@ -254,9 +254,10 @@ Deno.test("restore modes: default into an existing database, clean drops stale o
   assertEquals(await snapshotDb(dst, "app"), await snapshotDb(src, "app"));
   assertEquals((await dst.query("SELECT 1 FROM pg_database WHERE datname = 'billing'")).length, 0);
 
-  // clean: a stale object and changed rows are replaced by the snapshot's state.
+  // clean: the dump's objects are dropped and recreated, so changed rows come back.
+  // (Objects that are not in the dump are left alone: recreate=true removes those.)
   await dst.psql(
-    "CREATE TABLE public.stale (x int); DELETE FROM sales.customers WHERE id > 10;",
+    "DELETE FROM sales.customers WHERE id > 10; UPDATE public.items SET label = 'x';",
     "app",
   );
   r = await restore({
@@ -271,7 +272,7 @@ Deno.test("restore modes: default into an existing database, clean drops stale o
   // Default without clean onto existing objects fails and says so.
   r = await restore({ location: dst.uri(), databases: "app", no_globals: "true" }, files);
   assert(r.finishError !== undefined, "a restore with errors was reported as good");
-  assertMatch(r.errors.get("/00002-app.dump") ?? "", /pg_restore .* exited with status 1/);
+  assertMatch(r.errors.get("/00001-app.dump") ?? "", /pg_restore .* exited with status 1/);
 });
 
 Deno.test("no_owner restores into a cluster lacking the source's roles; without it the restore fails", async () => {
