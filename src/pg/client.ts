@@ -1,6 +1,7 @@
 // A catalog connection through npm:pg with the same TLS semantics as libpq's
 // sslmode, so that introspection and ping see the server the way pg_dump does.
 
+// @ts-types="@types/pg"
 import pg from "pg";
 import type { ConnConfig } from "./conn.ts";
 

@@ -3,17 +3,17 @@
 import assert from "node:assert/strict";
 
 export function assertEquals<T>(actual: T, expected: T, message?: string): void {
-  assert.deepStrictEqual(actual, expected, message);
+  assert.deepStrictEqual(actual, expected, message as string);
 }
 export function assert_(cond: unknown, message?: string): asserts cond {
-  assert.ok(cond, message);
+  assert.ok(cond, message as string);
 }
 export { assert_ as assert };
 export function assertMatch(actual: string, re: RegExp, message?: string): void {
-  assert.match(actual, re, message);
+  assert.match(actual, re, message as string);
 }
 export function assertNotMatch(actual: string, re: RegExp, message?: string): void {
-  assert.doesNotMatch(actual, re, message);
+  assert.doesNotMatch(actual, re, message as string);
 }
 export function assertStringIncludes(actual: string, expected: string, message?: string): void {
   assert.ok(

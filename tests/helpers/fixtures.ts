@@ -99,7 +99,7 @@ export async function assertSameClusters(src: Cluster, dst: Cluster, dbs: string
 
 /** A password-verifying login: proves the role's password hash was restored. */
 export async function canLogin(c: Cluster, user: string, password: string): Promise<boolean> {
-  const { default: pg } = await import("pg");
+  const { default: pg } = await import("pg") as typeof import("@types/pg");
   const client = new pg.Client({
     host: c.host,
     port: c.port,
