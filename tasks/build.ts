@@ -51,7 +51,8 @@ function schema(role: "importer" | "exporter"): string {
     "no_owner",
     "exit_on_error",
   ]);
-  const keys = [...new Set([...acceptedKeys("logical", role), ...acceptedKeys("aws", role)])].sort();
+  const keys = [...new Set([...acceptedKeys("logical", role), ...acceptedKeys("aws", role)])]
+    .sort();
   const properties: Record<string, unknown> = {};
   for (const k of keys) properties[k] = booleans.has(k) ? { type: "boolean" } : { type: "string" };
   return JSON.stringify(
@@ -92,13 +93,20 @@ async function buildLaunchers(): Promise<string[]> {
   await Deno.chmod(`${PKG}/deno`, 0o755);
   for (const c of CONNECTORS) {
     const bundle = `${c.executable}.js`;
-    await must(Deno.execPath(), ["bundle", "--platform", "deno", "-o", `${PKG}/${bundle}`, c.entry]);
+    await must(Deno.execPath(), [
+      "bundle",
+      "--platform",
+      "deno",
+      "-o",
+      `${PKG}/${bundle}`,
+      c.entry,
+    ]);
     extra.push(bundle);
     const launcher = [
       "#!/bin/sh",
       "# Runs the bundled plugin module with the Deno runtime shipped in this package.",
       'here="$(cd "$(dirname "$0")" && pwd)"',
-      'export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1',
+      "export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1",
       `exec "$here/deno" run -A --no-config --no-lock --quiet "$here/${bundle}" "$@"`,
       "",
     ].join("\n");
@@ -129,7 +137,9 @@ export async function build(
     } catch (e) {
       if (kind === "compiled") throw e;
       console.error(`build: ${(e as Error).message}`);
-      console.error("build: falling back to #!/bin/sh launchers with the Deno runtime inside the package");
+      console.error(
+        "build: falling back to #!/bin/sh launchers with the Deno runtime inside the package",
+      );
       extra = await buildLaunchers();
       built = "launchers";
     }
@@ -141,7 +151,9 @@ export async function build(
 
   const v = await version();
   const plakar = await plakarBin();
-  for (const f of Deno.readDirSync(PKG)) if (f.name.endsWith(".ptar")) await Deno.remove(`${PKG}/${f.name}`);
+  for (const f of Deno.readDirSync(PKG)) {
+    if (f.name.endsWith(".ptar")) await Deno.remove(`${PKG}/${f.name}`);
+  }
   // plakar needs a HOME it can write its cache to; pkg create does not touch user config.
   await must(plakar, ["pkg", "create", "./manifest.yaml", v], PKG);
   const ptar = [...Deno.readDirSync(PKG)].find((f) => f.name.endsWith(".ptar"));

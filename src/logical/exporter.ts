@@ -4,7 +4,7 @@
 // custom-format dumps ("PGDMP") stream into pg_restore, SQL scripts into
 // psql, the database named by the file (with or without the numbered prefix).
 
-import { type ExportEntry, type ExporterConnector, type InitParams } from "../kloset/connector.ts";
+import type { ExportEntry, ExporterConnector, InitParams } from "../kloset/connector.ts";
 import { connect } from "../pg/client.ts";
 import { type ExportOptions, parseExportConfig } from "../pg/config.ts";
 import { describeConnectError, ServerError } from "../pg/errors.ts";

@@ -6,8 +6,8 @@
 
 /** Encodes a database name for a snapshot file name. */
 export function encodeDbName(name: string): string {
-  // deno-lint-ignore no-control-regex
   return name.replace(
+    // deno-lint-ignore no-control-regex
     /[%/\x00-\x1f\x7f]/g,
     (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"),
   );

@@ -21,9 +21,9 @@ export function assertStringIncludes(actual: string, expected: string, message?:
     message ?? `${JSON.stringify(actual)} does not include ${JSON.stringify(expected)}`,
   );
 }
-// deno-lint-ignore no-explicit-any
 export function assertThrows<E extends Error = Error>(
   fn: () => unknown,
+  // deno-lint-ignore no-explicit-any
   cls?: new (...a: any[]) => E,
 ): E {
   try {
@@ -36,9 +36,9 @@ export function assertThrows<E extends Error = Error>(
   }
   throw new assert.AssertionError({ message: "expected the function to throw" });
 }
-// deno-lint-ignore no-explicit-any
 export async function assertRejects<E extends Error = Error>(
   fn: () => Promise<unknown>,
+  // deno-lint-ignore no-explicit-any
   cls?: new (...a: any[]) => E,
 ): Promise<E> {
   try {

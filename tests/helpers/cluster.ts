@@ -70,7 +70,7 @@ async function run(
   return text;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -151,7 +151,7 @@ export class Cluster implements AsyncDisposable {
     const dataDir = `${dir}/data`;
     await Deno.chmod(dir, 0o755);
     if (isRoot) await run("chown", ["postgres:postgres", dir]);
-    const port = await freePort();
+    const port = freePort();
     const cluster = new Cluster(
       major,
       port,
