@@ -24,12 +24,13 @@ export interface PlakarResult {
 export class PlakarUser implements AsyncDisposable {
   private constructor(readonly home: string, readonly store: string, readonly bin: string) {}
 
-  static async create(): Promise<PlakarUser> {
+  /** A new user with `ptar` installed (default: this tree's package). */
+  static async create(ptar?: string): Promise<PlakarUser> {
     const home = await Deno.makeTempDir({ prefix: "plakar-e2e-home-" });
     const bin = await plakarBin();
     const user = new PlakarUser(home, `${home}/store`, bin);
     await user.run(["-disable-security-check"]); // no update checks from tests
-    await installPackage(await packagePath(), user.env());
+    await installPackage(ptar ?? await packagePath(), user.env());
     const r = await user.run(["at", user.store, "create", "-plaintext"]);
     if (r.code !== 0) throw new Error(`plakar create failed: ${r.stderr}`);
     return user;

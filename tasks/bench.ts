@@ -1,0 +1,173 @@
+// `deno task bench`: throughput and memory against the bare tools, printed
+// as ratios (not asserted: timings belong to a benchmark, not to tests).
+//
+// 1. dump:    bare `pg_dump -Fc -Z0 > /dev/null` vs the importer plugin
+//             process serving the same dump over the protocol, read as fast
+//             as possible; the plugin's peak RSS and CPU seconds per GiB.
+// 2. restore: bare `pg_restore` from a file vs the exporter plugin fed the
+//             same file over the protocol.
+// 3. end to end: `plakar backup postgres://…` through our package vs
+//             `plakar backup` of the same dump already in a file (plakar's own
+//             ingest), and the reference Go plugin when BENCH_GO_PTAR names
+//             its .ptar; best of N alternating rounds.
+//
+// Environment: BENCH_MB (database size, default 1024), BENCH_ROUNDS (3),
+// BENCH_GO_PTAR (optional path to the reference integration's package).
+
+import { Cluster } from "../tests/helpers/cluster.ts";
+import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { ProcessMeter, serveDumpOverProtocol, serveRestoreOverProtocol } from "./bench_protocol.ts";
+
+const MB = Number(Deno.env.get("BENCH_MB") ?? "1024");
+const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
+const GO_PTAR = Deno.env.get("BENCH_GO_PTAR");
+const BIN = "/usr/lib/postgresql/15/bin";
+const GiB = 1024 ** 3;
+
+const say = (s: string) => console.log(s);
+const fmt = (n: number, d = 2) => n.toFixed(d);
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { seconds: (performance.now() - t0) / 1000, value };
+}
+
+async function sh(cmd: string, env: Record<string, string> = {}): Promise<void> {
+  const r = await new Deno.Command("sh", { args: ["-c", cmd], env, stdout: "null", stderr: "piped" })
+    .output();
+  if (!r.success) throw new Error(`${cmd}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+/** Fills `bench` with about `mb` MiB of mixed, partly compressible rows. */
+async function populate(c: Cluster, mb: number): Promise<void> {
+  await c.query("CREATE DATABASE bench");
+  // ~1 KiB per row: text that compresses, bytes that do not.
+  const rows = Math.ceil((mb * 1024 * 1024) / 1100);
+  await c.psql(
+    `CREATE TABLE t (id bigint PRIMARY KEY, label text, note text, blob bytea);
+     INSERT INTO t SELECT g, 'row ' || g, repeat(md5(g::text), 16),
+       decode(md5(g::text) || md5((g+1)::text) || md5((g+2)::text) || md5((g+3)::text) ||
+              md5((g+4)::text) || md5((g+5)::text) || md5((g+6)::text) || md5((g+7)::text), 'hex')
+       FROM generate_series(1, ${rows}) g;`,
+    "bench",
+  );
+}
+
+function best(xs: number[]): number {
+  return Math.min(...xs);
+}
+
+async function main() {
+  say(`bench: building a database of about ${MB} MiB (PostgreSQL 15)...`);
+  await using src = await Cluster.start({ conf: ["shared_buffers = 256MB", "max_wal_size = 4GB"] });
+  await populate(src, MB);
+  const conn = `-h 127.0.0.1 -p ${src.port} -U postgres`;
+  const dir = await Deno.makeTempDir({ prefix: "plakar-pg-bench-" });
+  try {
+    const dumpFile = `${dir}/bench.dump`;
+    await sh(`${BIN}/pg_dump ${conn} -Fc -Z0 -f ${dumpFile} bench`);
+    const size = (await Deno.stat(dumpFile)).size;
+    say(`bench: dump size ${fmt(size / 1024 ** 2, 0)} MiB`);
+
+    // 1. dump
+    const bareDump: number[] = [];
+    const pluginDump: number[] = [];
+    let meter: ProcessMeter | undefined;
+    for (let i = 0; i < ROUNDS; i++) {
+      bareDump.push((await timed(() => sh(`${BIN}/pg_dump ${conn} -Fc -Z0 bench > /dev/null`))).seconds);
+      const r = await timed(() => serveDumpOverProtocol(`postgres://postgres@127.0.0.1:${src.port}/bench`));
+      pluginDump.push(r.seconds);
+      meter = r.value;
+    }
+    const dumpRatio = best(bareDump) / best(pluginDump);
+    say("");
+    say("== dump (best of " + ROUNDS + ")");
+    say(`bare pg_dump -Fc -Z0 > /dev/null : ${fmt(best(bareDump))} s  (${fmt(size / GiB / best(bareDump))} GiB/s)`);
+    say(`importer plugin over protocol    : ${fmt(best(pluginDump))} s  (${fmt(size / GiB / best(pluginDump))} GiB/s)`);
+    say(`throughput ratio (plugin / bare) : ${fmt(dumpRatio)}  (target >= 0.90)`);
+    if (meter) {
+      say(`plugin peak RSS                  : ${fmt(meter.peakRssBytes / 1024 ** 2, 0)} MiB  (target < 150)`);
+      say(`plugin CPU per GiB               : ${fmt(meter.cpuSeconds / (size / GiB))} s`);
+    }
+
+    // 2. restore
+    const bareRestore: number[] = [];
+    const pluginRestore: number[] = [];
+    let rmeter: ProcessMeter | undefined;
+    for (let i = 0; i < ROUNDS; i++) {
+      await src.query("DROP DATABASE IF EXISTS r1");
+      await src.query("CREATE DATABASE r1");
+      bareRestore.push((await timed(() => sh(`${BIN}/pg_restore ${conn} -d r1 < ${dumpFile}`))).seconds);
+      await src.query("DROP DATABASE IF EXISTS r2");
+      await src.query("CREATE DATABASE r2");
+      const r = await timed(() =>
+        serveRestoreOverProtocol(`postgres://postgres@127.0.0.1:${src.port}/r2`, dumpFile, "/00001-r2.dump")
+      );
+      pluginRestore.push(r.seconds);
+      rmeter = r.value;
+    }
+    say("");
+    say("== restore (best of " + ROUNDS + ")");
+    say(`bare pg_restore < file           : ${fmt(best(bareRestore))} s`);
+    say(`exporter plugin over protocol    : ${fmt(best(pluginRestore))} s`);
+    say(`throughput ratio (plugin / bare) : ${fmt(best(bareRestore) / best(pluginRestore))}`);
+    if (rmeter) {
+      say(`plugin peak RSS                  : ${fmt(rmeter.peakRssBytes / 1024 ** 2, 0)} MiB`);
+      say(`plugin CPU per GiB               : ${fmt(rmeter.cpuSeconds / (size / GiB))} s`);
+    }
+
+    // 3. end to end through plakar
+    await using ours = await PlakarUser.create();
+    const ingestDir = `${dir}/ingest`;
+    await Deno.mkdir(ingestDir);
+    await Deno.rename(dumpFile, `${ingestDir}/00001-bench.dump`);
+    const fileIngest: number[] = [];
+    const ourE2e: number[] = [];
+    const goE2e: number[] = [];
+    let goUser: PlakarUser | undefined;
+    if (GO_PTAR) {
+      goUser = await PlakarUser.create(GO_PTAR);
+    }
+    try {
+      for (let i = 0; i < ROUNDS; i++) {
+        const fresh = async (u: PlakarUser) => {
+          await Deno.remove(u.store, { recursive: true }).catch(() => {});
+          ok(await u.at("create", "-plaintext"), "create");
+        };
+        await fresh(ours);
+        fileIngest.push((await timed(async () => ok(await ours.at("backup", "-no-progress", ingestDir), "file backup"))).seconds);
+        await fresh(ours);
+        ourE2e.push(
+          (await timed(async () =>
+            ok(await ours.at("backup", "-no-progress", `postgres://postgres@127.0.0.1:${src.port}/bench`), "backup")
+          )).seconds,
+        );
+        if (goUser) {
+          await fresh(goUser);
+          goE2e.push(
+            (await timed(async () =>
+              ok(await goUser!.at("backup", "-no-progress", `postgres://postgres@127.0.0.1:${src.port}/bench`), "go backup")
+            )).seconds,
+          );
+        }
+      }
+    } finally {
+      await goUser?.[Symbol.asyncDispose]();
+    }
+    say("");
+    say("== end to end through plakar (best of " + ROUNDS + ", alternating)");
+    say(`plakar backup of the dump file   : ${fmt(best(fileIngest))} s`);
+    say(`plakar backup postgres:// (ours) : ${fmt(best(ourE2e))} s  (${fmt(best(ourE2e) / best(fileIngest))}x file ingest)`);
+    if (goE2e.length) {
+      say(`plakar backup postgres:// (Go)   : ${fmt(best(goE2e))} s  (${fmt(best(goE2e) / best(fileIngest))}x file ingest)`);
+      say(`ours / Go                        : ${fmt(best(ourE2e) / best(goE2e))}  (target <= 1.00)`);
+    } else {
+      say("reference Go plugin not measured (set BENCH_GO_PTAR to its .ptar); target without it: <= 1.9x file ingest");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await main();
