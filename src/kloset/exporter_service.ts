@@ -1,0 +1,220 @@
+// The Exporter service: adapts an ExporterConnector to plakar's protocol.
+// Records and their content arrive on one stream (a record, then chunks, then
+// an empty chunk); each entry is handed to the connector in order with its
+// content as a ReadableStream fed with backpressure, left-over content is
+// drained to its empty chunk, every record gets one result, and a connector
+// whose finish() rejects fails the Export call.
+
+import type * as grpc from "@grpc/grpc-js";
+import { once } from "node:events";
+import { create } from "@bufbuild/protobuf";
+import {
+  CloseRequestSchema,
+  CloseResponseSchema,
+  type ExportRequest,
+  ExportRequestSchema,
+  type ExportResponse,
+  ExportResponseSchema,
+  type InitRequest,
+  InitRequestSchema,
+  type InitResponse,
+  InitResponseSchema,
+  PingRequestSchema,
+  PingResponseSchema,
+} from "./gen/exporter_pb.ts";
+import { type Record as PbRecord, ResultSchema } from "./gen/connectors_pb.ts";
+import type { ExporterConnector, ExporterFactory } from "./connector.ts";
+import { hostOptions, recordToEntry } from "./convert.ts";
+import { Code, KlosetError } from "./errors.ts";
+import { method, serveStdio, toStatus } from "./grpc.ts";
+
+export const EXPORTER_SERVICE: grpc.ServiceDefinition = {
+  Init: method("/plakar.exporter.Exporter/Init", InitRequestSchema, InitResponseSchema),
+  Ping: method("/plakar.exporter.Exporter/Ping", PingRequestSchema, PingResponseSchema),
+  Export: method("/plakar.exporter.Exporter/Export", ExportRequestSchema, ExportResponseSchema, {
+    requestStream: true,
+    responseStream: true,
+  }),
+  Close: method("/plakar.exporter.Exporter/Close", CloseRequestSchema, CloseResponseSchema),
+};
+
+/** Bytes of content queued ahead of the connector before the call is paused. */
+const QUEUE_BYTES = 4 * 1024 * 1024;
+
+/** One file's content, fed from the call with backpressure. */
+class ContentFeed {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #cancelled = false;
+  #pulled: (() => void) | undefined;
+
+  constructor() {
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        this.#controller = c;
+      },
+      pull: () => {
+        this.#pulled?.();
+        this.#pulled = undefined;
+      },
+      cancel: () => {
+        this.#cancelled = true;
+        this.#pulled?.();
+        this.#pulled = undefined;
+      },
+    }, { highWaterMark: QUEUE_BYTES, size: (c) => c.byteLength });
+  }
+
+  /** Queues a chunk; resolves when there is room for more. */
+  async push(chunk: Uint8Array): Promise<void> {
+    if (this.#cancelled) return; // the consumer is done: drain
+    this.#controller.enqueue(chunk);
+    if ((this.#controller.desiredSize ?? 1) <= 0) {
+      await new Promise<void>((resolve) => (this.#pulled = resolve));
+    }
+  }
+
+  /** The consumer is finished (resolved or failed): what still comes is drained. */
+  drain(): void {
+    this.#cancelled = true;
+    this.#pulled?.();
+    this.#pulled = undefined;
+  }
+
+  end(): void {
+    if (!this.#cancelled) {
+      try {
+        this.#controller.close();
+      } catch { /* already closed */ }
+    }
+  }
+
+  fail(err: Error): void {
+    if (!this.#cancelled) {
+      try {
+        this.#controller.error(err);
+      } catch { /* already closed */ }
+    }
+  }
+}
+
+export class ExporterService {
+  readonly #factory: ExporterFactory;
+  #connector: ExporterConnector | undefined;
+  readonly #abort = new AbortController();
+
+  constructor(factory: ExporterFactory) {
+    this.#factory = factory;
+  }
+
+  #need(): ExporterConnector {
+    if (!this.#connector) throw new KlosetError(Code.FAILED_PRECONDITION, "Init was not called");
+    return this.#connector;
+  }
+
+  async init(req: InitRequest): Promise<InitResponse> {
+    this.#connector = await this.#factory({
+      proto: req.proto,
+      config: { ...req.config },
+      options: hostOptions(req.options),
+    });
+    return create(InitResponseSchema, this.#connector.info());
+  }
+
+  async export(call: grpc.ServerDuplexStream<ExportRequest, ExportResponse>): Promise<void> {
+    const connector = this.#need();
+    const signal = this.#abort.signal;
+    call.on("cancelled", () => this.#abort.abort());
+    call.on("error", () => {});
+    const respond = async (record: PbRecord, err?: unknown) => {
+      const result = create(ResultSchema, {
+        header: record,
+        error: err === undefined ? "" : KlosetError.from(err).message,
+      });
+      if (!call.write(create(ExportResponseSchema, { result }))) await once(call, "drain");
+    };
+
+    let current: { record: PbRecord; feed: ContentFeed; done: Promise<unknown> } | undefined;
+    try {
+      for await (const req of call as AsyncIterable<ExportRequest>) {
+        const packet = req.packet;
+        if (packet.case === "record") {
+          if (current) {
+            // A new record before the empty chunk: the content ended early.
+            current.feed.fail(new Error("the host sent the next record before this file's end"));
+            await respond(current.record, await current.done);
+            current = undefined;
+          }
+          const record = packet.value;
+          const entry = recordToEntry(record);
+          if (record.hasReader) {
+            const feed = new ContentFeed();
+            const done = connector.restore(entry, feed.stream, signal).then(
+              () => undefined,
+              (e) => e ?? new Error("restore failed"),
+            ).finally(() => feed.drain());
+            current = { record, feed, done };
+          } else {
+            const err = await connector.restore(entry, null, signal).then(
+              () => undefined,
+              (e) => e,
+            );
+            await respond(record, err);
+          }
+        } else if (packet.case === "chunk") {
+          if (!current) continue; // content for nothing: ignore
+          if (packet.value.length === 0) {
+            current.feed.end();
+            const err = await current.done;
+            await respond(current.record, err);
+            current = undefined;
+          } else {
+            await current.feed.push(packet.value);
+          }
+        }
+      }
+      if (current) {
+        current.feed.fail(new Error("the host closed the stream in the middle of a file"));
+        await respond(current.record, await current.done);
+      }
+      await connector.finish(signal);
+      call.end();
+    } catch (e) {
+      call.emit("error", toStatus(e));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#connector?.close();
+    this.#connector = undefined;
+  }
+
+  handlers(): grpc.UntypedServiceImplementation {
+    const unary =
+      <Req, Res>(fn: (req: Req) => Promise<Res>) =>
+      (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
+        fn(call.request).then((r) => cb(null, r), (e) => cb(toStatus(e)));
+      };
+    return {
+      Init: unary((req: InitRequest) => this.init(req)),
+      Ping: unary(async () => {
+        await this.#need().ping(this.#abort.signal);
+        return create(PingResponseSchema, {});
+      }),
+      Export: (call: grpc.ServerDuplexStream<ExportRequest, ExportResponse>) => {
+        this.export(call).catch((e) => call.emit("error", toStatus(e)));
+      },
+      Close: unary(async () => {
+        await this.close();
+        return create(CloseResponseSchema, {});
+      }),
+    };
+  }
+}
+
+/** Runs an exporter plugin on stdin/stdout until the host closes the stream. */
+export async function serveExporter(factory: ExporterFactory): Promise<void> {
+  const service = new ExporterService(factory);
+  await serveStdio(EXPORTER_SERVICE, service.handlers(), () => service.close());
+}

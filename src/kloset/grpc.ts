@@ -1,0 +1,96 @@
+// gRPC glue shared by both services: method definitions from protobuf-es
+// schemas, the server on stdin/stdout, and errors turned into statuses.
+
+import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import process from "node:process";
+import { Duplex } from "node:stream";
+import { fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { KlosetError } from "./errors.ts";
+
+function asBuffer(u8: Uint8Array): Buffer {
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+export function serializer<T extends Message>(schema: GenMessage<T>): (m: T) => Buffer {
+  return (m) => asBuffer(toBinary(schema, m));
+}
+
+export function deserializer<T extends Message>(schema: GenMessage<T>): (b: Buffer) => T {
+  return (b) => fromBinary(schema, b);
+}
+
+export interface MethodSpec<Req, Res> {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestDeserialize: (b: Buffer) => Req;
+  responseSerialize: (m: Res) => Buffer;
+}
+
+/** A grpc-js method definition (server side only needs these halves). */
+export function method<Req extends Message, Res extends Message>(
+  path: string,
+  req: GenMessage<Req>,
+  res: GenMessage<Res>,
+  streams: { requestStream?: boolean; responseStream?: boolean } = {},
+  responseSerialize?: (m: Res) => Buffer,
+): grpc.MethodDefinition<Req, Res> {
+  return {
+    path,
+    requestStream: streams.requestStream ?? false,
+    responseStream: streams.responseStream ?? false,
+    requestSerialize: serializer(req),
+    requestDeserialize: deserializer(req),
+    responseSerialize: responseSerialize ?? serializer(res),
+    responseDeserialize: deserializer(res),
+  };
+}
+
+/** The status object grpc-js sends for an error. */
+export function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  const e = KlosetError.from(err);
+  // gRPC status messages travel in a header: keep them bounded.
+  const details = e.message.length > 4000 ? e.message.slice(0, 4000) + " [...]" : e.message;
+  return { code: e.code as number as grpc.status, details };
+}
+
+/**
+ * Serves `service` on this process's stdin/stdout (HTTP/2 with prior
+ * knowledge; plakar is the client). Resolves when the host closes the
+ * stream, after `onClose` has run.
+ */
+export function serveStdio(
+  service: grpc.ServiceDefinition,
+  impl: grpc.UntypedServiceImplementation,
+  onClose: () => Promise<void>,
+): Promise<void> {
+  // stdout carries HTTP/2 frames only: any stray log goes to stderr.
+  console.log = console.error;
+  console.info = console.error;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  });
+  server.addService(service, impl);
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout } as never);
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = async () => {
+      if (done) return;
+      done = true;
+      try {
+        await onClose();
+      } finally {
+        server.forceShutdown();
+        resolve();
+      }
+    };
+    process.stdin.on("end", finish);
+    process.stdin.on("close", finish);
+    stdio.on("error", finish);
+    injector.injectConnection(stdio);
+  });
+}
