@@ -125,7 +125,6 @@ export class ExporterService {
     const connector = this.#need();
     const signal = this.#abort.signal;
     call.on("cancelled", () => this.#abort.abort());
-    call.on("error", () => {});
     const respond = async (record: PbRecord, err?: unknown) => {
       const result = create(ResultSchema, {
         header: record,
@@ -136,7 +135,12 @@ export class ExporterService {
 
     let current: { record: PbRecord; feed: ContentFeed; done: Promise<unknown> } | undefined;
     try {
-      for await (const req of call as AsyncIterable<ExportRequest>) {
+      // Iterating must not destroy the call when the host half-closes: the
+      // last results and the status still have to go out.
+      const requests = (call as unknown as {
+        iterator(o: { destroyOnReturn: boolean }): AsyncIterable<ExportRequest>;
+      }).iterator({ destroyOnReturn: false });
+      for await (const req of requests) {
         const packet = req.packet;
         if (packet.case === "record") {
           if (current) {

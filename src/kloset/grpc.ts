@@ -3,7 +3,6 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
-import process from "node:process";
 import { Duplex } from "node:stream";
 import { fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
@@ -57,6 +56,51 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
 }
 
 /**
+ * This process's stdin and stdout as one Node duplex for the HTTP/2 session.
+ * Every write is handed to the stdout fd before its callback runs, so the
+ * last frames of a call (a final result, the trailers) are never left
+ * waiting in a buffer for more traffic.
+ */
+function stdioDuplex(): Duplex {
+  const reader = Deno.stdin.readable.getReader();
+  const writeAll = async (chunk: Uint8Array) => {
+    let off = 0;
+    while (off < chunk.length) off += await Deno.stdout.write(chunk.subarray(off));
+  };
+  let reading = false;
+  return new Duplex({
+    read() {
+      if (reading) return;
+      reading = true;
+      (async () => {
+        try {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) {
+              this.push(null);
+              return;
+            }
+            if (!this.push(value)) break;
+          }
+        } catch (e) {
+          this.destroy(e as Error);
+        } finally {
+          reading = false;
+        }
+      })();
+    },
+    write(chunk: Uint8Array, _enc, cb) {
+      writeAll(chunk).then(() => cb(), (e) => cb(e));
+    },
+    writev(chunks: { chunk: Uint8Array }[], cb) {
+      (async () => {
+        for (const { chunk } of chunks) await writeAll(chunk);
+      })().then(() => cb(), (e) => cb(e));
+    },
+  });
+}
+
+/**
  * Serves `service` on this process's stdin/stdout (HTTP/2 with prior
  * knowledge; plakar is the client). Resolves when the host closes the
  * stream, after `onClose` has run.
@@ -75,7 +119,7 @@ export function serveStdio(
   });
   server.addService(service, impl);
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout } as never);
+  const stdio = stdioDuplex();
   return new Promise((resolve) => {
     let done = false;
     const finish = async () => {
@@ -88,8 +132,7 @@ export function serveStdio(
         resolve();
       }
     };
-    process.stdin.on("end", finish);
-    process.stdin.on("close", finish);
+    stdio.on("end", finish);
     stdio.on("error", finish);
     injector.injectConnection(stdio);
   });

@@ -2,6 +2,8 @@
 // with an awkward name, roles with passwords, memberships, grants and
 // ownership), and the comparisons that prove a restore reproduced it.
 
+// @ts-types="@types/pg"
+import pg from "pg";
 import type { Cluster } from "./cluster.ts";
 import { assertEquals } from "./assert.ts";
 
@@ -99,7 +101,6 @@ export async function assertSameClusters(src: Cluster, dst: Cluster, dbs: string
 
 /** A password-verifying login: proves the role's password hash was restored. */
 export async function canLogin(c: Cluster, user: string, password: string): Promise<boolean> {
-  const { default: pg } = await import("pg") as typeof import("@types/pg");
   const client = new pg.Client({
     host: c.host,
     port: c.port,
