@@ -177,7 +177,11 @@ Deno.test("a backup of a PostgreSQL 14 server restores into a PostgreSQL 17 serv
     "restore into 17",
   );
   assertMatch(String((await dst.query("SHOW server_version"))[0].server_version), /^17\./);
-  for (const db of dbs) assertEquals(await snapshotDb(dst, db), await snapshotDb(src, db));
+  // PostgreSQL 17 adds the MAINTAIN privilege (m) to an owner's default rights.
+  const norm = (x: unknown) => JSON.parse(JSON.stringify(x).replaceAll("=arwdDxtm/", "=arwdDxt/"));
+  for (const db of dbs) {
+    assertEquals(norm(await snapshotDb(dst, db)), norm(await snapshotDb(src, db)));
+  }
 });
 
 Deno.test("pg_dump refuses a PostgreSQL 17 server: the backup fails with the version mismatch said clearly", async () => {
