@@ -34,7 +34,12 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value:
 }
 
 async function sh(cmd: string, env: Record<string, string> = {}): Promise<void> {
-  const r = await new Deno.Command("sh", { args: ["-c", cmd], env, stdout: "null", stderr: "piped" })
+  const r = await new Deno.Command("sh", {
+    args: ["-c", cmd],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  })
     .output();
   if (!r.success) throw new Error(`${cmd}: ${new TextDecoder().decode(r.stderr)}`);
 }
@@ -75,19 +80,35 @@ async function main() {
     const pluginDump: number[] = [];
     let meter: ProcessMeter | undefined;
     for (let i = 0; i < ROUNDS; i++) {
-      bareDump.push((await timed(() => sh(`${BIN}/pg_dump ${conn} -Fc -Z0 bench > /dev/null`))).seconds);
-      const r = await timed(() => serveDumpOverProtocol(`postgres://postgres@127.0.0.1:${src.port}/bench`));
+      bareDump.push(
+        (await timed(() => sh(`${BIN}/pg_dump ${conn} -Fc -Z0 bench > /dev/null`))).seconds,
+      );
+      const r = await timed(() =>
+        serveDumpOverProtocol(`postgres://postgres@127.0.0.1:${src.port}/bench`)
+      );
       pluginDump.push(r.seconds);
       meter = r.value;
     }
     const dumpRatio = best(bareDump) / best(pluginDump);
     say("");
     say("== dump (best of " + ROUNDS + ")");
-    say(`bare pg_dump -Fc -Z0 > /dev/null : ${fmt(best(bareDump))} s  (${fmt(size / GiB / best(bareDump))} GiB/s)`);
-    say(`importer plugin over protocol    : ${fmt(best(pluginDump))} s  (${fmt(size / GiB / best(pluginDump))} GiB/s)`);
+    say(
+      `bare pg_dump -Fc -Z0 > /dev/null : ${fmt(best(bareDump))} s  (${
+        fmt(size / GiB / best(bareDump))
+      } GiB/s)`,
+    );
+    say(
+      `importer plugin over protocol    : ${fmt(best(pluginDump))} s  (${
+        fmt(size / GiB / best(pluginDump))
+      } GiB/s)`,
+    );
     say(`throughput ratio (plugin / bare) : ${fmt(dumpRatio)}  (target >= 0.90)`);
     if (meter) {
-      say(`plugin peak RSS                  : ${fmt(meter.peakRssBytes / 1024 ** 2, 0)} MiB  (target < 150)`);
+      say(
+        `plugin peak RSS                  : ${
+          fmt(meter.peakRssBytes / 1024 ** 2, 0)
+        } MiB  (target < 150)`,
+      );
       say(`plugin CPU per GiB               : ${fmt(meter.cpuSeconds / (size / GiB))} s`);
     }
 
@@ -98,11 +119,17 @@ async function main() {
     for (let i = 0; i < ROUNDS; i++) {
       await src.query("DROP DATABASE IF EXISTS r1");
       await src.query("CREATE DATABASE r1");
-      bareRestore.push((await timed(() => sh(`${BIN}/pg_restore ${conn} -d r1 < ${dumpFile}`))).seconds);
+      bareRestore.push(
+        (await timed(() => sh(`${BIN}/pg_restore ${conn} -d r1 < ${dumpFile}`))).seconds,
+      );
       await src.query("DROP DATABASE IF EXISTS r2");
       await src.query("CREATE DATABASE r2");
       const r = await timed(() =>
-        serveRestoreOverProtocol(`postgres://postgres@127.0.0.1:${src.port}/r2`, dumpFile, "/00001-r2.dump")
+        serveRestoreOverProtocol(
+          `postgres://postgres@127.0.0.1:${src.port}/r2`,
+          dumpFile,
+          "/00001-r2.dump",
+        )
       );
       pluginRestore.push(r.seconds);
       rmeter = r.value;
@@ -136,18 +163,36 @@ async function main() {
           ok(await u.at("create", "-plaintext"), "create");
         };
         await fresh(ours);
-        fileIngest.push((await timed(async () => ok(await ours.at("backup", "-no-progress", ingestDir), "file backup"))).seconds);
+        fileIngest.push(
+          (await timed(async () =>
+            ok(await ours.at("backup", "-no-progress", ingestDir), "file backup")
+          )).seconds,
+        );
         await fresh(ours);
         ourE2e.push(
           (await timed(async () =>
-            ok(await ours.at("backup", "-no-progress", `postgres://postgres@127.0.0.1:${src.port}/bench`), "backup")
+            ok(
+              await ours.at(
+                "backup",
+                "-no-progress",
+                `postgres://postgres@127.0.0.1:${src.port}/bench`,
+              ),
+              "backup",
+            )
           )).seconds,
         );
         if (goUser) {
           await fresh(goUser);
           goE2e.push(
             (await timed(async () =>
-              ok(await goUser!.at("backup", "-no-progress", `postgres://postgres@127.0.0.1:${src.port}/bench`), "go backup")
+              ok(
+                await goUser!.at(
+                  "backup",
+                  "-no-progress",
+                  `postgres://postgres@127.0.0.1:${src.port}/bench`,
+                ),
+                "go backup",
+              )
             )).seconds,
           );
         }
@@ -158,12 +203,24 @@ async function main() {
     say("");
     say("== end to end through plakar (best of " + ROUNDS + ", alternating)");
     say(`plakar backup of the dump file   : ${fmt(best(fileIngest))} s`);
-    say(`plakar backup postgres:// (ours) : ${fmt(best(ourE2e))} s  (${fmt(best(ourE2e) / best(fileIngest))}x file ingest)`);
+    say(
+      `plakar backup postgres:// (ours) : ${fmt(best(ourE2e))} s  (${
+        fmt(best(ourE2e) / best(fileIngest))
+      }x file ingest)`,
+    );
     if (goE2e.length) {
-      say(`plakar backup postgres:// (Go)   : ${fmt(best(goE2e))} s  (${fmt(best(goE2e) / best(fileIngest))}x file ingest)`);
-      say(`ours / Go                        : ${fmt(best(ourE2e) / best(goE2e))}  (target <= 1.00)`);
+      say(
+        `plakar backup postgres:// (Go)   : ${fmt(best(goE2e))} s  (${
+          fmt(best(goE2e) / best(fileIngest))
+        }x file ingest)`,
+      );
+      say(
+        `ours / Go                        : ${fmt(best(ourE2e) / best(goE2e))}  (target <= 1.00)`,
+      );
     } else {
-      say("reference Go plugin not measured (set BENCH_GO_PTAR to its .ptar); target without it: <= 1.9x file ingest");
+      say(
+        "reference Go plugin not measured (set BENCH_GO_PTAR to its .ptar); target without it: <= 1.9x file ingest",
+      );
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

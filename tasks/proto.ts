@@ -7,7 +7,8 @@ const GEN_ES = "@bufbuild/protoc-gen-es@2.17.0";
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 async function run(cmd: string, args: string[], cwd: string): Promise<void> {
-  const r = await new Deno.Command(cmd, { args, cwd, stdout: "inherit", stderr: "inherit" }).output();
+  const r = await new Deno.Command(cmd, { args, cwd, stdout: "inherit", stderr: "inherit" })
+    .output();
   if (!r.success) throw new Error(`${cmd} ${args.join(" ")} failed`);
 }
 
