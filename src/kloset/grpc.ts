@@ -55,17 +55,35 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   return { code: e.code as number as grpc.status, details };
 }
 
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
 /**
  * This process's stdin and stdout as one Node duplex for the HTTP/2 session.
- * Every write is handed to the stdout fd before its callback runs, so the
- * last frames of a call (a final result, the trailers) are never left
- * waiting in a buffer for more traffic.
+ * Writes reach the stdout fd within the same turn of the event loop, so the
+ * last frames of a call are never left waiting for more traffic.
  */
 function stdioDuplex(): Duplex {
   const reader = Deno.stdin.readable.getReader();
-  const writeAll = async (chunk: Uint8Array) => {
+  // HTTP/2 frames (16 KiB of data at most) are gathered and written to the
+  // pipe once per turn of the event loop, synchronously: an async write per
+  // frame costs more CPU than the data itself. A full pipe blocks until
+  // plakar reads, which it always does on its own goroutine.
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const flush = () => {
+    const out = pending.length === 1 ? pending[0] : concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
     let off = 0;
-    while (off < chunk.length) off += await Deno.stdout.write(chunk.subarray(off));
+    while (off < out.length) off += Deno.stdout.writeSync(out.subarray(off));
   };
   let reading = false;
   return new Duplex({
@@ -90,12 +108,19 @@ function stdioDuplex(): Duplex {
       })();
     },
     write(chunk: Uint8Array, _enc, cb) {
-      writeAll(chunk).then(() => cb(), (e) => cb(e));
-    },
-    writev(chunks: { chunk: Uint8Array }[], cb) {
-      (async () => {
-        for (const { chunk } of chunks) await writeAll(chunk);
-      })().then(() => cb(), (e) => cb(e));
+      if (pending.length === 0) {
+        queueMicrotask(() => {
+          try {
+            if (pending.length) flush();
+          } catch (e) {
+            this.destroy(e as Error);
+          }
+        });
+      }
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= 4 * 1024 * 1024) flush();
+      cb();
     },
   });
 }

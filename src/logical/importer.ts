@@ -173,7 +173,7 @@ class LogicalImporter implements ImporterConnector {
 
     const manifest = await buildManifest({
       conn: opts.conn,
-      connector: this.#variant === "aws" ? "postgresql+aws" : "postgresql",
+      connector: "postgresql",
       database: opts.database,
       excludeDatabases: opts.excludeDatabases,
       dumpFormat: "custom",

@@ -2,12 +2,13 @@
 // in-process with the standard AWS credential chain before every connection
 // or tool run (tokens last 15 minutes; a long backup outlives one).
 
-import { Signer } from "@aws-sdk/rds-signer";
 import type { ConnConfig } from "./conn.ts";
 
 /** A password provider that signs a fresh RDS IAM token each time it is called. */
 export function iamPasswordProvider(conn: ConnConfig, region: string): () => Promise<string> {
   return async () => {
+    // Loaded on first use: the AWS SDK is large and only postgres+aws needs it.
+    const { Signer } = await import("@aws-sdk/rds-signer");
     const signer = new Signer({
       hostname: conn.host,
       port: conn.port,

@@ -4,7 +4,19 @@
 // effort: a query that fails leaves its field out with one warning line.
 // It never holds a secret (no passwords, no archive_command, no DSN).
 
-import type pg from "pg";
+import {
+  type ClusterConfig,
+  clusterConfig,
+  type DatabaseInfo,
+  databases,
+  extensions,
+  relations,
+  type Role,
+  roles,
+  schemas,
+  type Tablespace,
+  tablespaces,
+} from "./catalog.ts";
 import { connect } from "./client.ts";
 import type { ConnConfig } from "./conn.ts";
 import { warn as warnLine } from "./log.ts";
@@ -36,7 +48,10 @@ export interface Manifest {
   database?: string;
   dump_format: string;
   options?: Record<string, boolean>;
-  [field: string]: unknown;
+  cluster_config?: ClusterConfig;
+  roles?: Role[];
+  tablespaces?: Tablespace[];
+  databases?: DatabaseInfo[];
 }
 
 /** The tool's --version line (kept for callers of the manifest API). */
@@ -49,18 +64,10 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
   const warn = req.warn ?? ((l: string) => warnLine(`manifest: ${l}`));
   const client = await connect(req.conn, req.database ?? "postgres");
   try {
-    const one = async <T>(field: string, sql: string): Promise<T | undefined> => {
-      try {
-        const r = await client.query(sql);
-        return r.rows[0] as T;
-      } catch (e) {
-        warn(`${field} left out: ${(e as Error).message}`);
-        return undefined;
-      }
-    };
     const v = await client.query<{ v: string; n: string }>(
       "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
     );
+    const versionNum = Number(v.rows[0].n);
     const m: Manifest = {
       version: 2,
       created_at: new Date().toISOString(),
@@ -68,48 +75,96 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
       host: req.conn.host,
       port: String(req.conn.port),
       server_version: v.rows[0].v,
-      server_version_num: Number(v.rows[0].n),
+      server_version_num: versionNum,
       ...req.toolVersion,
       in_recovery: false,
       dump_format: req.dumpFormat,
     };
-    const sysid = await one<{ id: string }>(
+    // Best effort: each section on its own, a failure leaves it out.
+    const section = async <T>(field: string, fn: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await fn();
+      } catch (e) {
+        warn(`${field} left out: ${oneLine((e as Error).message)}`);
+        return undefined;
+      }
+    };
+    const sysid = await section(
       "cluster_system_identifier",
-      "SELECT system_identifier::text AS id FROM pg_control_system()",
+      () =>
+        client.query<{ id: string }>(
+          "SELECT system_identifier::text AS id FROM pg_control_system()",
+        ),
     );
-    if (sysid) m.cluster_system_identifier = sysid.id;
-    const rec = await one<{ r: boolean }>("in_recovery", "SELECT pg_is_in_recovery() AS r");
-    if (rec) m.in_recovery = rec.r;
+    if (sysid) m.cluster_system_identifier = sysid.rows[0].id;
+    const rec = await section(
+      "in_recovery",
+      () => client.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r"),
+    );
+    if (rec) m.in_recovery = rec.rows[0].r;
     if (req.database) m.database = req.database;
     if (req.options) m.options = req.options;
-    await addDatabases(client, m, req, warn);
+
+    const config = await section("cluster_config", () => clusterConfig(client, versionNum, warn));
+    if (config) m.cluster_config = config;
+    const r = await section("roles", () => roles(client));
+    if (r) m.roles = r;
+    const t = await section("tablespaces", () => tablespaces(client));
+    if (t) m.tablespaces = t;
+    const all = await section("databases", () => databases(client));
+    if (all) {
+      const exclude = new Set(req.excludeDatabases ?? []);
+      const chosen = all.filter((d) =>
+        req.database ? d.name === req.database : !exclude.has(d.name)
+      );
+      for (const d of chosen) await detailDatabase(req.conn, d, warn);
+      m.databases = chosen;
+    }
     return m;
   } finally {
     await client.end().catch(() => {});
   }
 }
 
-async function addDatabases(
-  client: pg.Client,
-  m: Manifest,
-  req: ManifestRequest,
+/** Extensions, schemas and relations of one database (its own connection). */
+async function detailDatabase(
+  conn: ConnConfig,
+  d: DatabaseInfo,
   warn: (l: string) => void,
 ): Promise<void> {
+  let client;
   try {
-    const r = await client.query(
-      `SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner,
-              pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collation,
-              d.datctype AS ctype, d.datallowconn AS allow_conn, d.datistemplate AS is_template,
-              t.spcname AS default_tablespace, d.datconnlimit AS connection_limit
-         FROM pg_database d LEFT JOIN pg_tablespace t ON t.oid = d.dattablespace
-        WHERE d.datallowconn AND NOT d.datistemplate
-        ORDER BY d.datname COLLATE "C"`,
-    );
-    const exclude = new Set(req.excludeDatabases ?? []);
-    m.databases = r.rows.filter((d) =>
-      req.database ? d.name === req.database : !exclude.has(d.name)
-    );
+    client = await connect(conn, d.name);
   } catch (e) {
-    warn(`databases left out: ${(e as Error).message}`);
+    warn(
+      `details of database ${JSON.stringify(d.name)} left out: ${oneLine((e as Error).message)}`,
+    );
+    return;
   }
+  try {
+    for (
+      const [field, fn] of [
+        ["extensions", () => extensions(client)],
+        ["schemas", () => schemas(client)],
+        ["relations", () => relations(client)],
+      ] as const
+    ) {
+      try {
+        const value = await fn();
+        if (value && value.length) (d as unknown as Record<string, unknown>)[field] = value;
+      } catch (e) {
+        warn(
+          `databases[${JSON.stringify(d.name)}].${field} left out: ${
+            oneLine((e as Error).message)
+          }`,
+        );
+      }
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, " ").trim();
 }
