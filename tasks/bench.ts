@@ -16,7 +16,11 @@
 
 import { Cluster } from "../tests/helpers/cluster.ts";
 import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
-import { ProcessMeter, serveDumpOverProtocol, serveRestoreOverProtocol } from "./bench_protocol.ts";
+import {
+  type ProcessMeter,
+  serveDumpOverProtocol,
+  serveRestoreOverProtocol,
+} from "./bench_protocol.ts";
 
 const MB = Number(Deno.env.get("BENCH_MB") ?? "1024");
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
