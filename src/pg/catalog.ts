@@ -176,7 +176,7 @@ export async function roles(c: pg.Client): Promise<Role[]> {
   const r = await c.query(
     `SELECT r.rolname, r.rolsuper, r.rolreplication, r.rolcanlogin, r.rolcreatedb, r.rolcreaterole,
             r.rolinherit, r.rolbypassrls, r.rolconnlimit, r.rolvaliduntil,
-            ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+            ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
                    WHERE m.member = r.oid ORDER BY g.rolname COLLATE "C") AS member_of
        FROM pg_roles r ORDER BY r.rolname COLLATE "C"`,
   );
@@ -287,7 +287,7 @@ export async function relations(c: pg.Client): Promise<Relation[]> {
   );
   const cons = await c.query(
     `SELECT k.conrelid AS oid, k.conname, k.contype::text AS contype,
-            ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
+            ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
                     JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i)
               AS columns
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid

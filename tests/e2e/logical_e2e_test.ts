@@ -142,6 +142,33 @@ Deno.test("a full cluster (three databases, one awkwardly named, roles with pass
   ok(await u.at("backup", `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/`), "backup");
   const [snap] = await u.snapshots();
   ok(await u.at("check", snap), "check");
+  // The manifest read back through plakar describes the cluster.
+  const m = JSON.parse(ok(await u.at("cat", `${snap}:/manifest.json`), "cat").stdout);
+  assertEquals([m.version, m.connector, m.dump_format, m.in_recovery], [
+    2,
+    "postgresql",
+    "custom",
+    false,
+  ]);
+  assertMatch(m.pg_dump_version, /^pg_dump \(PostgreSQL\) 15\./);
+  assertMatch(m.cluster_system_identifier, /^\d+$/);
+  assertEquals(
+    m.databases.map((d: { name: string }) => d.name).sort(),
+    [...dbs, "postgres"].sort(),
+  );
+  const reader = m.roles.find((r: { name: string }) => r.name === "app_reader");
+  assertEquals([reader.can_login, reader.connection_limit, reader.member_of], [true, 5, [
+    "app_group",
+  ]]);
+  const app = m.databases.find((d: { name: string }) => d.name === "app");
+  const customers = app.relations.find((r: { name: string }) => r.name === "customers");
+  assertEquals([customers.schema, customers.owner, customers.has_primary_key], [
+    "sales",
+    "app_owner",
+    true,
+  ]);
+  assertEquals(customers.columns.map((c: { name: string }) => c.name), ["id", "name", "note"]);
+  assert(!JSON.stringify(m).includes(SECRET), "password in the manifest");
   const ls = ok(await u.at("ls", `${snap}:/`), "ls").stdout;
   assert(ls.includes(AWKWARD_DB.replace("/", "%2F").replace("%41", "%2541")), ls);
   ok(

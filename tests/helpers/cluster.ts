@@ -240,6 +240,8 @@ export class Cluster implements AsyncDisposable {
       "-D",
       this.dataDir,
       "-R",
+      "-c",
+      "fast",
       "-X",
       "stream",
       "-w",
