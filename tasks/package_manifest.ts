@@ -14,7 +14,7 @@ export const PACKAGE = {
   name: "postgresql",
   display_name: "PostgreSQL",
   description:
-    "Logical (pg_dump) and physical (pg_basebackup) backups of PostgreSQL, and restores, for plakar.",
+    "Logical backups (pg_dump, pg_dumpall) and restores (pg_restore, psql) of PostgreSQL for plakar.",
   homepage: "https://github.com/PlakarKorp/integrations/tree/main/postgresql",
   license: "ISC",
   api_version: "v1.1.0",
