@@ -63,7 +63,7 @@ export interface ImportEntry {
    * When the host never opens the entry (it acknowledged it instead), the
    * adapter calls `release` so the producer can be cleaned up without starting.
    */
-  open?: () => ReadableStream<Uint8Array>;
+  open?: () => ReadableStream<Uint8Array> | Promise<ReadableStream<Uint8Array>>;
   release?: () => void | Promise<void>;
 }
 

@@ -232,7 +232,16 @@ export class ImporterService {
       return;
     }
     this.#held.delete(pathname);
-    const stream = entry.open();
+    let stream: ReadableStream<Uint8Array>;
+    try {
+      stream = await entry.open();
+    } catch (e) {
+      const err = KlosetError.from(e);
+      report(`${pathname}: ${err.message}`);
+      call.emit("error", toStatus(err));
+      this.#failWhole(connector, pathname, err);
+      return;
+    }
     let cancelled = false;
     call.on("cancelled", () => {
       cancelled = true;
@@ -251,16 +260,19 @@ export class ImporterService {
       const err = KlosetError.from(e);
       report(`${pathname}: ${err.message}`);
       call.emit("error", toStatus(err));
-      // plakar would otherwise commit a snapshot with this file empty and exit 0.
-      if (connector.policy().failImportOnOpenError) {
-        const whole = new KlosetError(
-          Code.ABORTED,
-          `backup aborted: ${pathname} failed: ${err.message}`,
-        );
-        this.#openFailure ??= whole;
-        this.#failImport?.(whole);
-      }
+      this.#failWhole(connector, pathname, err);
     }
+  }
+
+  /** plakar would otherwise commit a snapshot with this file empty and exit 0. */
+  #failWhole(connector: ImporterConnector, pathname: string, err: KlosetError): void {
+    if (!connector.policy().failImportOnOpenError) return;
+    const whole = new KlosetError(
+      Code.ABORTED,
+      `backup aborted: ${pathname} failed: ${err.message}`,
+    );
+    this.#openFailure ??= whole;
+    this.#failImport?.(whole);
   }
 
   async close(): Promise<void> {

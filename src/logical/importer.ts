@@ -63,19 +63,17 @@ export async function createLogicalImporter(
   const opts = parseImportConfig(params.config, variant);
   if (variant === "aws") opts.conn.passwordProvider = iamPasswordProvider(opts.conn, opts.region!);
   const pem = await PemFiles.write(opts.conn, opts.inlinePem);
-  return new LogicalImporter(opts, pem, variant);
+  return new LogicalImporter(opts, pem);
 }
 
 class LogicalImporter implements ImporterConnector {
   readonly #opts: ImportOptions;
   readonly #pem: PemFiles;
-  readonly #variant: "logical" | "aws";
   readonly #started = new Date();
 
-  constructor(opts: ImportOptions, pem: PemFiles, variant: "logical" | "aws") {
+  constructor(opts: ImportOptions, pem: PemFiles) {
     this.#opts = opts;
     this.#pem = pem;
-    this.#variant = variant;
   }
 
   info() {
@@ -243,29 +241,11 @@ class LogicalImporter implements ImporterConnector {
         mode: 0o444,
         modTime: this.#started,
       },
-      open: () => lazy(open),
+      open,
     };
   }
 
   async close(): Promise<void> {
     await this.#pem.remove();
   }
-}
-
-/** A stream whose source is created on first read (the tool starts when plakar opens the file). */
-function lazy(
-  make: () => ReadableStream<Uint8Array> | Promise<ReadableStream<Uint8Array>>,
-): ReadableStream<Uint8Array> {
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      reader ??= (await make()).getReader();
-      const { value, done } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    async cancel(reason) {
-      await reader?.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
 }

@@ -37,7 +37,10 @@ export async function importAll(
     }
     if (!entry.open) continue;
     try {
-      files.set(entry.pathname, new Uint8Array(await new Response(entry.open()).arrayBuffer()));
+      files.set(
+        entry.pathname,
+        new Uint8Array(await new Response(await entry.open()).arrayBuffer()),
+      );
     } catch (e) {
       errors.set(entry.pathname, (e as Error).message);
     }

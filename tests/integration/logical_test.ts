@@ -391,7 +391,7 @@ Deno.test("a dump that fails mid-stream errors its stream with the database name
   let failure = "";
   for await (const entry of imp.entries(new AbortController().signal)) {
     if (!entry.pathname.endsWith(".dump")) continue;
-    const reader = entry.open!().getReader();
+    const reader = (await entry.open!()).getReader();
     let read = 0;
     try {
       for (;;) {
