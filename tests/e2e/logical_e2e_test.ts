@@ -434,3 +434,48 @@ Deno.test("a restore that fails makes plakar restore exit non-zero and says whic
   assertMatch(r.stdout + r.stderr, /00001-app\.dump/);
   assertMatch(r.stderr, /database "app" does not exist/);
 });
+
+Deno.test("plakar source ping makes a real connection and shows the server's reason when it fails", async () => {
+  await using src = await Cluster.start({ password: SECRET });
+  await using u = await PlakarUser.create();
+  await src.query("CREATE DATABASE app");
+  ok(
+    await u.run([
+      "source",
+      "add",
+      "good",
+      `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/app`,
+    ]),
+    "add",
+  );
+  ok(await u.run(["source", "ping", "good"]), "ping good");
+  ok(
+    await u.run(["source", "add", "badpw", `postgres://postgres:nope@127.0.0.1:${src.port}/app`]),
+    "add",
+  );
+  const bad = await u.run(["source", "ping", "badpw"]);
+  assert(bad.code !== 0, "ping with a wrong password succeeded");
+  assertMatch(bad.stdout + bad.stderr, /password authentication failed for user "postgres"/);
+  ok(
+    await u.run([
+      "source",
+      "add",
+      "nodb",
+      `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/missing`,
+    ]),
+    "add",
+  );
+  const nodb = await u.run(["source", "ping", "nodb"]);
+  assert(nodb.code !== 0, "ping of a missing database succeeded");
+  assertMatch(nodb.stdout + nodb.stderr, /database "missing" does not exist/);
+  ok(
+    await u.run([
+      "destination",
+      "add",
+      "dst",
+      `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/`,
+    ]),
+    "add",
+  );
+  ok(await u.run(["destination", "ping", "dst"]), "destination ping");
+});
