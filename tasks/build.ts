@@ -79,7 +79,10 @@ async function buildCompiled(): Promise<void> {
       c.entry,
     ]);
     if (!r.ok) {
-      const why = r.out.split("\n").filter((l) => l.trim()).slice(-3).join(" ");
+      // deno prints an error line, then a backtrace: keep the reason.
+      const lines = r.out.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((l) => l.trim());
+      const end = lines.findIndex((l) => l.startsWith("Stack backtrace"));
+      const why = lines.slice(0, end < 0 ? undefined : end).filter((l) => l).slice(-2).join(" ");
       throw new Error(
         `deno compile could not build ${c.executable}: it needs Deno's runtime base binary, which it downloads or takes from DENORT_BIN (unset here or unreachable). ${why}`,
       );
