@@ -34,6 +34,8 @@ import { method, serveStdio, toStatus } from "./grpc.ts";
 
 /** Bytes of content per Open message, as plakar's SDK sends them. */
 export const CHUNK_SIZE = 1024 * 1024;
+/** Chunks handed to gRPC and not yet written out, at most. */
+const IN_FLIGHT = 3;
 /** Room for the protobuf tag and length before a chunk (tag + varint of 2^20). */
 const HEADER_ROOM = 4;
 
@@ -249,10 +251,20 @@ export class ImporterService {
     });
     call.on("error", () => {});
     try {
+      // At most IN_FLIGHT chunks wait in gRPC's buffers: memory stays flat
+      // whatever the file's size, and the producer (pg_dump) is paced by
+      // plakar's reading.
+      const inFlight: Promise<void>[] = [];
       for await (const frame of frames(stream)) {
         if (cancelled) return;
-        if (!call.write(frame as unknown as OpenResponse)) await once(call, "drain");
+        inFlight.push(
+          new Promise<void>((resolve) =>
+            call.write(frame as unknown as OpenResponse, () => resolve())
+          ),
+        );
+        if (inFlight.length >= IN_FLIGHT) await inFlight.shift();
       }
+      await Promise.all(inFlight);
       call.end();
     } catch (e) {
       await stream.cancel().catch(() => {});
