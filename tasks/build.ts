@@ -110,7 +110,7 @@ async function buildLaunchers(): Promise<string[]> {
       "# Runs the bundled plugin module with the Deno runtime shipped in this package.",
       'here="$(cd "$(dirname "$0")" && pwd)"',
       "export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1",
-      `exec "$here/deno" run -A --no-config --no-lock --quiet "$here/${bundle}" "$@"`,
+      `exec "$here/deno" run -A --no-config --no-lock --quiet --v8-flags=--max-semi-space-size=2 "$here/${bundle}" "$@"`,
       "",
     ].join("\n");
     await Deno.writeTextFile(`${PKG}/${c.executable}`, launcher, { mode: 0o755 });
