@@ -80,6 +80,7 @@ async function buildCompiled(): Promise<void> {
     ]);
     if (!r.ok) {
       // deno prints an error line, then a backtrace: keep the reason.
+      // deno-lint-ignore no-control-regex
       const lines = r.out.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((l) => l.trim());
       const end = lines.findIndex((l) => l.startsWith("Stack backtrace"));
       const why = lines.slice(0, end < 0 ? undefined : end).filter((l) => l).slice(-2).join(" ");
