@@ -26,7 +26,7 @@ import { type Record as PbRecord, ResultSchema } from "./gen/connectors_pb.ts";
 import type { ExporterConnector, ExporterFactory } from "./connector.ts";
 import { hostOptions, recordToEntry } from "./convert.ts";
 import { Code, KlosetError } from "./errors.ts";
-import { method, serveStdio, toStatus } from "./grpc.ts";
+import { method, serveStdio, toStatus, unary } from "./grpc.ts";
 
 export const EXPORTER_SERVICE: grpc.ServiceDefinition = {
   Init: method("/plakar.exporter.Exporter/Init", InitRequestSchema, InitResponseSchema),
@@ -195,11 +195,6 @@ export class ExporterService {
   }
 
   handlers(): grpc.UntypedServiceImplementation {
-    const unary =
-      <Req, Res>(fn: (req: Req) => Promise<Res>) =>
-      (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
-        fn(call.request).then((r) => cb(null, r), (e) => cb(toStatus(e)));
-      };
     return {
       Init: unary((req: InitRequest) => this.init(req)),
       Ping: unary(async () => {

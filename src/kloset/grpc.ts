@@ -65,6 +65,13 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
+/** A unary handler from an async function; a rejection becomes the call's status. */
+export function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
+  return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
+    fn(call.request).then((r) => cb(null, r), (e) => cb(toStatus(e)));
+  };
+}
+
 /**
  * This process's stdin and stdout as one Node duplex for the HTTP/2 session.
  * Writes reach the stdout fd within the same turn of the event loop, so the

@@ -30,7 +30,7 @@ import {
 import type { ImportEntry, ImporterConnector, ImporterFactory } from "./connector.ts";
 import { entryToRecord, hostOptions } from "./convert.ts";
 import { Code, KlosetError, oneLine } from "./errors.ts";
-import { method, serveStdio, toStatus } from "./grpc.ts";
+import { method, serveStdio, toStatus, unary } from "./grpc.ts";
 
 /** Bytes of content per Open message, as plakar's SDK sends them. */
 export const CHUNK_SIZE = 1024 * 1024;
@@ -297,11 +297,6 @@ export class ImporterService {
 
   /** grpc-js handlers. */
   handlers(): grpc.UntypedServiceImplementation {
-    const unary =
-      <Req, Res>(fn: (req: Req) => Promise<Res>) =>
-      (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
-        fn(call.request).then((r) => cb(null, r), (e) => cb(toStatus(e)));
-      };
     return {
       Init: unary((req: InitRequest) => this.init(req)),
       Ping: unary(async () => {

@@ -5,13 +5,11 @@
 // psql, the database named by the file (with or without the numbered prefix).
 
 import type { ExportEntry, ExporterConnector, InitParams } from "../kloset/connector.ts";
-import { connect } from "../pg/client.ts";
+import { ping } from "../pg/client.ts";
 import { type ExportOptions, parseExportConfig } from "../pg/config.ts";
-import { describeConnectError, ServerError } from "../pg/errors.ts";
-import { iamPasswordProvider } from "../pg/iam.ts";
 import { error as logError } from "../pg/log.ts";
 import { databaseFromPath } from "../pg/names.ts";
-import { PemFiles } from "../pg/pem_files.ts";
+import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
 import { connArgs, dbnameArg, toolEnv, toolPath, toolWithInput } from "../pg/tools.ts";
 import { idempotentRoles, peek } from "./sql_stream.ts";
 
@@ -80,8 +78,7 @@ export async function createLogicalExporter(
   variant: "logical" | "aws",
 ): Promise<ExporterConnector> {
   const opts = parseExportConfig(params.config, variant);
-  if (variant === "aws") opts.conn.passwordProvider = iamPasswordProvider(opts.conn, opts.region!);
-  const pem = await PemFiles.write(opts.conn, opts.inlinePem);
+  const pem = await prepareConnection(opts, variant);
   return new LogicalExporter(opts, pem);
 }
 
@@ -101,18 +98,7 @@ class LogicalExporter implements ExporterConnector {
   }
 
   async ping(): Promise<void> {
-    const database = this.#opts.database ?? "postgres";
-    let client;
-    try {
-      client = await connect(this.#opts.conn, database);
-    } catch (e) {
-      throw new ServerError(describeConnectError(this.#opts.conn, database, e));
-    }
-    try {
-      await client.query("SELECT 1");
-    } finally {
-      await client.end().catch(() => {});
-    }
+    await ping(this.#opts.conn, this.#opts.database ?? "postgres");
   }
 
   async restore(

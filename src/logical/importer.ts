@@ -9,11 +9,11 @@ import {
   type ImporterConnector,
   type InitParams,
 } from "../kloset/connector.ts";
-import { connect } from "../pg/client.ts";
+import { connect, ping } from "../pg/client.ts";
 import { type ImportOptions, parseImportConfig } from "../pg/config.ts";
 import { buildManifest } from "../pg/manifest.ts";
 import { dumpPath, GLOBALS_PATH, MANIFEST_PATH } from "../pg/names.ts";
-import { PemFiles } from "../pg/pem_files.ts";
+import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
 import {
   connArgs,
   dbnameArg,
@@ -22,7 +22,6 @@ import {
   toolStdout,
   toolVersionLine,
 } from "../pg/tools.ts";
-import { iamPasswordProvider } from "../pg/iam.ts";
 import { describeConnectError, ServerError } from "../pg/errors.ts";
 import { warn } from "../pg/log.ts";
 
@@ -61,8 +60,7 @@ export async function createLogicalImporter(
   variant: "logical" | "aws",
 ): Promise<ImporterConnector> {
   const opts = parseImportConfig(params.config, variant);
-  if (variant === "aws") opts.conn.passwordProvider = iamPasswordProvider(opts.conn, opts.region!);
-  const pem = await PemFiles.write(opts.conn, opts.inlinePem);
+  const pem = await prepareConnection(opts, variant);
   return new LogicalImporter(opts, pem);
 }
 
@@ -97,12 +95,7 @@ class LogicalImporter implements ImporterConnector {
   }
 
   async ping(): Promise<void> {
-    const client = await this.#connect(this.#maintenanceDb());
-    try {
-      await client.query("SELECT 1");
-    } finally {
-      await client.end().catch(() => {});
-    }
+    await ping(this.#opts.conn, this.#maintenanceDb());
   }
 
   async #connect(database: string) {

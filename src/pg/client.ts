@@ -4,6 +4,7 @@
 // @ts-types="@types/pg"
 import pg from "pg";
 import type { ConnConfig } from "./conn.ts";
+import { describeConnectError, ServerError } from "./errors.ts";
 
 /** Resolves the password (static or a fresh token). */
 export async function currentPassword(conn: ConnConfig): Promise<string | undefined> {
@@ -86,4 +87,19 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     }
   }
   return await attempt(ssl);
+}
+
+/** A real round trip to `database`; rejects with where it tried and the server's reason. */
+export async function ping(conn: ConnConfig, database: string): Promise<void> {
+  let client;
+  try {
+    client = await connect(conn, database);
+  } catch (e) {
+    throw new ServerError(describeConnectError(conn, database, e));
+  }
+  try {
+    await client.query("SELECT 1");
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
