@@ -45,7 +45,20 @@ const HEADER_ROOM = 4;
  * again by a generic encoder.
  */
 export class EncodedChunk {
-  constructor(readonly frame: Buffer) {}
+  /** `buffer` is the whole frame buffer, to hand back to the pool once written. */
+  constructor(readonly frame: Buffer, readonly buffer: Buffer) {}
+}
+
+/** Frame buffers reused once gRPC has copied them out, so memory does not churn. */
+export class FramePool {
+  readonly #free: Buffer[] = [];
+  constructor(readonly size: number) {}
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+  give(b: Buffer): void {
+    if (this.#free.length < IN_FLIGHT + 1) this.#free.push(b);
+  }
 }
 
 function encodeOpenResponse(m: OpenResponse | EncodedChunk): Buffer {
@@ -68,24 +81,50 @@ function varint(n: number): number[] {
   return out;
 }
 
-/** Fills 1 MiB frames from a byte stream and yields them encoded as OpenResponse. */
+/**
+ * Fills 1 MiB frames from a byte stream and yields them encoded as
+ * OpenResponse. A byte stream (a tool's stdout) is read straight into the
+ * frame buffer; any other stream is copied into it.
+ */
 export async function* frames(
   stream: ReadableStream<Uint8Array>,
   chunkSize = CHUNK_SIZE,
+  pool = new FramePool(HEADER_ROOM + chunkSize),
 ): AsyncGenerator<EncodedChunk> {
-  const reader = stream.getReader();
-  let buf = Buffer.allocUnsafe(HEADER_ROOM + chunkSize);
+  let buf = pool.take();
   let len = 0;
   const seal = () => {
     const h = varint(len);
     const start = HEADER_ROOM - h.length - 1;
     buf[start] = 0x0a;
     buf.set(h, start + 1);
-    const frame = buf.subarray(start, HEADER_ROOM + len);
-    buf = Buffer.allocUnsafe(HEADER_ROOM + chunkSize);
+    const frame = new EncodedChunk(buf.subarray(start, HEADER_ROOM + len), buf);
+    buf = pool.take();
     len = 0;
-    return new EncodedChunk(frame);
+    return frame;
   };
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = stream.getReader({ mode: "byob" });
+  } catch { /* not a byte stream */ }
+  if (byob) {
+    try {
+      for (;;) {
+        const view = new Uint8Array(buf.buffer, HEADER_ROOM + len, chunkSize - len);
+        const { value, done } = await byob.read(view);
+        // The read hands the same memory back in a new ArrayBuffer.
+        if (value) buf = Buffer.from(value.buffer, 0, HEADER_ROOM + chunkSize);
+        if (done) break;
+        len += value.length;
+        if (len === chunkSize) yield seal();
+      }
+      if (len > 0) yield seal();
+    } finally {
+      byob.releaseLock();
+    }
+    return;
+  }
+  const reader = stream.getReader();
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -255,11 +294,15 @@ export class ImporterService {
       // whatever the file's size, and the producer (pg_dump) is paced by
       // plakar's reading.
       const inFlight: Promise<void>[] = [];
-      for await (const frame of frames(stream)) {
+      const pool = new FramePool(HEADER_ROOM + CHUNK_SIZE);
+      for await (const frame of frames(stream, CHUNK_SIZE, pool)) {
         if (cancelled) return;
         inFlight.push(
           new Promise<void>((resolve) =>
-            call.write(frame as unknown as OpenResponse, () => resolve())
+            call.write(frame as unknown as OpenResponse, () => {
+              pool.give(frame.buffer);
+              resolve();
+            })
           ),
         );
         if (inFlight.length >= IN_FLIGHT) await inFlight.shift();

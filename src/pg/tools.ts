@@ -138,35 +138,52 @@ async function collect(stream: ReadableStream<Uint8Array>, tail: OutputTail): Pr
  */
 export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
   let child: Deno.ChildProcess | undefined;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let reader: ReadableStreamBYOBReader | undefined;
   let stderrDone: Promise<void> | undefined;
   const stderr = new OutputTail();
-  return new ReadableStream<Uint8Array>({
+  const finish = async (controller: ReadableByteStreamController, last?: Uint8Array) => {
+    const status = await child!.status;
+    await stderrDone;
+    if (status.success) {
+      controller.close();
+      // A pending read that brought its own buffer gets it back, empty.
+      const request = controller.byobRequest;
+      if (request && last) request.respondWithNewView(last.subarray(0, 0));
+      else request?.respond(0);
+    } else {
+      controller.error(
+        new ToolError(
+          toolName(spec.bin),
+          spec.what,
+          status.signal ? null : status.code,
+          stderr.text(spec.secrets),
+        ),
+      );
+    }
+  };
+  // A byte stream: a reader that brings its own buffer (the protocol layer's
+  // 1 MiB frames) gets the pipe's bytes read straight into it.
+  return new ReadableStream({
+    type: "bytes",
     start() {
       child = spawn(spec, "null", "piped");
-      reader = child.stdout.getReader();
+      reader = child.stdout.getReader({ mode: "byob" });
       stderrDone = collect(child.stderr, stderr);
     },
     async pull(controller) {
-      const { value, done } = await reader!.read();
-      if (!done) {
-        controller.enqueue(value);
+      const request = controller.byobRequest;
+      if (request?.view) {
+        const view = request.view as Uint8Array;
+        const { value, done } = await reader!.read(
+          new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
+        );
+        if (done) return await finish(controller, value);
+        request.respondWithNewView(value);
         return;
       }
-      const status = await child!.status;
-      await stderrDone;
-      if (status.success) {
-        controller.close();
-      } else {
-        controller.error(
-          new ToolError(
-            toolName(spec.bin),
-            spec.what,
-            status.signal ? null : status.code,
-            stderr.text(spec.secrets),
-          ),
-        );
-      }
+      const { value, done } = await reader!.read(new Uint8Array(256 * 1024));
+      if (done) return await finish(controller);
+      controller.enqueue(value);
     },
     async cancel() {
       try {
