@@ -407,3 +407,29 @@ Deno.test("a dump that fails mid-stream errors its stream with the database name
   await imp.close();
   assertMatch(failure, /pg_dump of database "big" exited with status 1/);
 });
+
+Deno.test("connect_timeout bounds how long a server that never answers can hold the ping", async () => {
+  // A listener that accepts TCP connections but never speaks PostgreSQL.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (silent.addr as Deno.NetAddr).port;
+  try {
+    const imp = await createLogicalImporter(
+      params("postgres", {
+        location: `postgres://postgres@127.0.0.1:${port}/app`,
+        connect_timeout: "1",
+      }),
+      "logical",
+    );
+    const t0 = performance.now();
+    const e = await assertRejects(() => imp.ping(new AbortController().signal));
+    const seconds = (performance.now() - t0) / 1000;
+    assertMatch(
+      e.message,
+      /cannot connect to 127\.0\.0\.1:\d+ \(database "app"\).*timed out after 1s/,
+    );
+    assert(seconds < 5, `ping took ${seconds}s`);
+    await imp.close();
+  } finally {
+    silent.close();
+  }
+});
