@@ -24,14 +24,14 @@ export const CONNECTORS: ConnectorEntry[] = [
   {
     type: "importer",
     executable: "postgresqlImporter",
-    protocols: ["postgres", "postgres+aws"],
+    protocols: ["postgres"],
     validator: "./schemas/importer.json",
     entry: "src/main/importer.ts",
   },
   {
     type: "exporter",
     executable: "postgresqlExporter",
-    protocols: ["postgres", "postgres+aws"],
+    protocols: ["postgres"],
     validator: "./schemas/exporter.json",
     entry: "src/main/exporter.ts",
   },
