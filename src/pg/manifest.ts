@@ -20,7 +20,6 @@ import {
 import { connect } from "./client.ts";
 import type { ConnConfig } from "./conn.ts";
 import { warn as warnLine } from "./log.ts";
-import { toolVersionLine } from "./tools.ts";
 
 export interface ManifestRequest {
   conn: ConnConfig;
@@ -52,11 +51,6 @@ export interface Manifest {
   roles?: Role[];
   tablespaces?: Tablespace[];
   databases?: DatabaseInfo[];
-}
-
-/** The tool's --version line (kept for callers of the manifest API). */
-export function toolVersion(bin: string): Promise<string> {
-  return toolVersionLine(bin);
 }
 
 /** Builds the manifest from the catalog. The connection failing throws; a query failing omits a field. */
