@@ -139,7 +139,6 @@ class LogicalExporter implements ExporterConnector {
           stream.pipeThrough(idempotentRoles()),
           "postgres",
           `globals ${entry.pathname}`,
-          true,
         );
         return;
       case "cluster":
@@ -153,7 +152,6 @@ class LogicalExporter implements ExporterConnector {
           stream.pipeThrough(idempotentRoles()),
           "postgres",
           `cluster script ${entry.pathname}`,
-          true,
         );
         return;
       case "custom":
@@ -164,7 +162,7 @@ class LogicalExporter implements ExporterConnector {
         }
         const target = this.#targetDatabase(fromName);
         if (kind.kind === "custom") await this.#pgRestore(stream, target, entry.pathname);
-        else await this.#psql(stream, target, `SQL script ${entry.pathname}`, false);
+        else await this.#psql(stream, target, `SQL script ${entry.pathname}`);
         return;
       }
       case "unknown":
@@ -207,7 +205,6 @@ class LogicalExporter implements ExporterConnector {
     input: ReadableStream<Uint8Array>,
     database: string,
     what: string,
-    _clusterWide: boolean,
   ) {
     const opts = this.#opts;
     const errors: string[] = [];

@@ -9,7 +9,7 @@ import {
   type ImporterConnector,
   type InitParams,
 } from "../kloset/connector.ts";
-import { connect, ping } from "../pg/client.ts";
+import { connectExplained, ping } from "../pg/client.ts";
 import { type ImportOptions, parseImportConfig } from "../pg/config.ts";
 import { buildManifest } from "../pg/manifest.ts";
 import { dumpPath, GLOBALS_PATH, MANIFEST_PATH } from "../pg/names.ts";
@@ -22,7 +22,7 @@ import {
   toolStdout,
   toolVersionLine,
 } from "../pg/tools.ts";
-import { describeConnectError, ServerError } from "../pg/errors.ts";
+import { ServerError } from "../pg/errors.ts";
 import { warn } from "../pg/log.ts";
 
 /** Builds the pg_dump argv for one database (connection flags first). */
@@ -98,20 +98,12 @@ class LogicalImporter implements ImporterConnector {
     await ping(this.#opts.conn, this.#maintenanceDb());
   }
 
-  async #connect(database: string) {
-    try {
-      return await connect(this.#opts.conn, database);
-    } catch (e) {
-      throw new ServerError(describeConnectError(this.#opts.conn, database, e));
-    }
-  }
-
   /** Lists the databases to dump, in the order of their file numbers. */
   async #databases(): Promise<
     { databases: string[]; canReadAuthid: boolean; serverVersionNum: number }
   > {
     const { database, excludeDatabases } = this.#opts;
-    const client = await this.#connect(this.#maintenanceDb());
+    const client = await connectExplained(this.#opts.conn, this.#maintenanceDb());
     try {
       const version = await client.query<{ v: string }>(
         "SELECT current_setting('server_version_num') AS v",

@@ -89,14 +89,18 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
   return await attempt(ssl);
 }
 
-/** A real round trip to `database`; rejects with where it tried and the server's reason. */
-export async function ping(conn: ConnConfig, database: string): Promise<void> {
-  let client;
+/** Connects like `connect`, but a failure says where it tried and the server's reason. */
+export async function connectExplained(conn: ConnConfig, database: string): Promise<pg.Client> {
   try {
-    client = await connect(conn, database);
+    return await connect(conn, database);
   } catch (e) {
     throw new ServerError(describeConnectError(conn, database, e));
   }
+}
+
+/** A real round trip to `database`; rejects with where it tried and the server's reason. */
+export async function ping(conn: ConnConfig, database: string): Promise<void> {
+  const client = await connectExplained(conn, database);
   try {
     await client.query("SELECT 1");
   } finally {

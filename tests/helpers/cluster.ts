@@ -6,6 +6,7 @@
 
 // @ts-types="@types/pg"
 import pg from "pg";
+import { dbnameArg } from "../../src/pg/tools.ts";
 
 const APT_BIN = "/usr/lib/postgresql/15/bin";
 
@@ -296,7 +297,7 @@ export class Cluster implements AsyncDisposable {
       "-U",
       this.superuser,
       "-d",
-      `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`,
+      dbnameArg(database),
       "-c",
       sql,
     ], { env: { PATH: "/usr/bin:/bin", ...(this.password ? { PGPASSWORD: this.password } : {}) } });
