@@ -16,6 +16,12 @@ import {
 
 const SECRET = "secret"; // the seed's examples use postgres:secret
 
+/** `plakar destination rm mypgdst`, then `plakar destination add mypgdst URI key=value…`. */
+async function replaceDestination(u: PlakarUser, uri: string, ...options: string[]) {
+  ok(await u.run(["destination", "rm", "mypgdst"]), "dest rm");
+  ok(await u.run(["destination", "add", "mypgdst", uri, ...options]), "dest add");
+}
+
 Deno.test("the seed's logical examples work verbatim through plakar (host and port adapted)", async () => {
   await using src = await Cluster.start({ password: SECRET });
   await using dst = await Cluster.start({ password: SECRET });
@@ -61,49 +67,23 @@ Deno.test("the seed's logical examples work verbatim through plakar (host and po
 
   // Restore, dropping objects first so stale objects do not linger (database must exist)
   await dst.psql("DELETE FROM sales.customers", "myapp");
-  ok(await u.run(["destination", "rm", "mypgdst"]), "dest rm");
-  ok(
-    await u.run([
-      "destination",
-      "add",
-      "mypgdst",
-      `postgres://postgres:secret@${dhp}/myapp`,
-      "clean=true",
-    ]),
-    "dest add",
-  );
+  await replaceDestination(u, `postgres://postgres:secret@${dhp}/myapp`, "clean=true");
   ok(await u.run(["at", u.store, "restore", "-to", "@mypgdst", single]), "restore clean");
   assertEquals(await snapshotDb(dst, "myapp"), await snapshotDb(src, "myapp"));
 
   // Restore, dropping and recreating the database entirely
   await dst.psql("DELETE FROM sales.customers; CREATE TABLE leftover (x int);", "myapp");
-  ok(await u.run(["destination", "rm", "mypgdst"]), "dest rm");
-  ok(
-    await u.run([
-      "destination",
-      "add",
-      "mypgdst",
-      `postgres://postgres:secret@${dhp}/`,
-      "recreate=true",
-    ]),
-    "dest add",
-  );
+  await replaceDestination(u, `postgres://postgres:secret@${dhp}/`, "recreate=true");
   ok(await u.run(["at", u.store, "restore", "-to", "@mypgdst", single]), "restore recreate");
   assertEquals(await snapshotDb(dst, "myapp"), await snapshotDb(src, "myapp"));
 
   // Restore a single database from a full backup
   await dst.query("DROP DATABASE myapp");
-  ok(await u.run(["destination", "rm", "mypgdst"]), "dest rm");
-  ok(
-    await u.run([
-      "destination",
-      "add",
-      "mypgdst",
-      `postgres://postgres:secret@${dhp}/`,
-      "databases=myapp",
-      "recreate=true",
-    ]),
-    "dest add",
+  await replaceDestination(
+    u,
+    `postgres://postgres:secret@${dhp}/`,
+    "databases=myapp",
+    "recreate=true",
   );
   ok(await u.run(["at", u.store, "restore", "-to", "@mypgdst", full]), "restore databases=");
   assertEquals(await snapshotDb(dst, "myapp"), await snapshotDb(src, "myapp"));
@@ -111,18 +91,13 @@ Deno.test("the seed's logical examples work verbatim through plakar (host and po
   // Restore, skipping owner assignment (e.g. roles differ on target)
   await using bare = await Cluster.start({ password: SECRET });
   await bare.query("CREATE DATABASE myapp");
-  ok(await u.run(["destination", "rm", "mypgdst"]), "dest rm");
-  ok(
-    await u.run([
-      "destination",
-      "add",
-      "mypgdst",
-      `postgres://postgres:secret@127.0.0.1:${bare.port}/myapp`,
-      "no_owner=true",
-      "no_globals=true",
-      "allow_partial=true", // GRANTs to the source's roles fail on this target
-    ]),
-    "dest add",
+  // GRANTs to the source's roles fail on this target
+  await replaceDestination(
+    u,
+    `postgres://postgres:secret@127.0.0.1:${bare.port}/myapp`,
+    "no_owner=true",
+    "no_globals=true",
+    "allow_partial=true",
   );
   ok(await u.run(["at", u.store, "restore", "-to", "@mypgdst", single]), "restore no_owner");
   assertEquals(

@@ -353,62 +353,39 @@ async function makeCerts(dir: string): Promise<TlsFiles> {
     `${t}/san.ext`,
     "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
   );
-  await o([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-  ]);
-  await o([
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    "san.ext",
-    "-out",
-    "server.crt",
-  ]);
-  await o([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    "/CN=postgres",
-    "-keyout",
-    "client.key",
-    "-out",
-    "client.csr",
-  ]);
-  await o([
-    "x509",
-    "-req",
-    "-in",
-    "client.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-out",
-    "client.crt",
-  ]);
+  // A key and a certificate signed by the CA, for `name` with subject `cn`.
+  const signed = async (name: string, cn: string, extfile?: string) => {
+    await o([
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+    ]);
+    await o([
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "2",
+      ...(extfile ? ["-extfile", extfile] : []),
+      "-out",
+      `${name}.crt`,
+    ]);
+  };
+  await signed("server", "127.0.0.1", "san.ext");
+  await signed("client", "postgres");
   await Deno.chmod(`${t}/server.key`, 0o600);
   await Deno.chmod(`${t}/client.key`, 0o600);
   return {
