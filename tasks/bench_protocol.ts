@@ -45,6 +45,66 @@ async function executable(name: string): Promise<string> {
   return `${PKG}${name}`;
 }
 
+const READER_SRC = new URL("./bench_reader/", import.meta.url).pathname;
+let readerBuilt: Promise<string | null> | undefined;
+
+/**
+ * Builds tasks/bench_reader (Go) once: a reader that speaks plakar's side of
+ * the protocol natively, so the test host is not what limits the figure.
+ * Null when Go is not installed.
+ */
+export function goReader(): Promise<string | null> {
+  readerBuilt ??= (async () => {
+    const home = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`;
+    const out = `${home}/plakar-postgresql/bench_reader`;
+    try {
+      const r = await new Deno.Command("go", {
+        args: ["build", "-o", out, "."],
+        cwd: READER_SRC,
+        env: { GOFLAGS: "-mod=mod" },
+        stdout: "inherit",
+        stderr: "inherit",
+      }).output();
+      return r.success ? out : null;
+    } catch {
+      return null; // no Go
+    }
+  })();
+  return readerBuilt;
+}
+
+export interface ReaderFigures {
+  seconds: number;
+  bytes: number;
+  peakRssBytes: number;
+  cpuSeconds: number;
+}
+
+/**
+ * Backs up `uri` through the importer plugin read by the Go reader: `lean`
+ * is a minimal HTTP/2 client that only counts bytes (the plugin's own
+ * throughput); otherwise plakar's own client code (grpc-go and
+ * integration-grpc's importer) reads into io.Discard.
+ */
+export async function serveDumpToGoReader(
+  reader: string,
+  uri: string,
+  lean: boolean,
+): Promise<ReaderFigures> {
+  const r = await new Deno.Command(reader, {
+    args: [
+      ...(lean ? ["-lean"] : []),
+      "-plugin",
+      await executable("postgresqlImporter"),
+      `location=${uri}`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!r.success) throw new Error("bench_reader failed");
+  return JSON.parse(new TextDecoder().decode(r.stdout));
+}
+
 /** Backs up `uri` through the importer plugin, reading every file as fast as possible. */
 export async function serveDumpOverProtocol(uri: string): Promise<ProcessMeter> {
   await using host = new PluginHost(await executable("postgresqlImporter"));

@@ -11,6 +11,7 @@ export const Code = {
   NOT_FOUND: 5,
   FAILED_PRECONDITION: 9,
   ABORTED: 10,
+  UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;

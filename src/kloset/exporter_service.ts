@@ -5,15 +5,11 @@
 // drained to its empty chunk, every record gets one result, and a connector
 // whose finish() rejects fails the Export call.
 
-import type * as grpc from "@grpc/grpc-js";
-import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import {
   CloseRequestSchema,
   CloseResponseSchema,
-  type ExportRequest,
   ExportRequestSchema,
-  type ExportResponse,
   ExportResponseSchema,
   type InitRequest,
   InitRequestSchema,
@@ -26,17 +22,9 @@ import { type Record as PbRecord, ResultSchema } from "./gen/connectors_pb.ts";
 import type { ExporterConnector, ExporterFactory } from "./connector.ts";
 import { hostOptions, recordToEntry } from "./convert.ts";
 import { Code, KlosetError } from "./errors.ts";
-import { method, serveStdio, toStatus, unary } from "./grpc.ts";
+import { type Call, type Handler, serve, unary } from "./rpc.ts";
 
-export const EXPORTER_SERVICE: grpc.ServiceDefinition = {
-  Init: method("/plakar.exporter.Exporter/Init", InitRequestSchema, InitResponseSchema),
-  Ping: method("/plakar.exporter.Exporter/Ping", PingRequestSchema, PingResponseSchema),
-  Export: method("/plakar.exporter.Exporter/Export", ExportRequestSchema, ExportResponseSchema, {
-    requestStream: true,
-    responseStream: true,
-  }),
-  Close: method("/plakar.exporter.Exporter/Close", CloseRequestSchema, CloseResponseSchema),
-};
+const PATH = "/plakar.exporter.Exporter/";
 
 /** Bytes of content queued ahead of the connector before the call is paused. */
 const QUEUE_BYTES = 4 * 1024 * 1024;
@@ -121,26 +109,21 @@ export class ExporterService {
     return create(InitResponseSchema, this.#connector.info());
   }
 
-  async export(call: grpc.ServerDuplexStream<ExportRequest, ExportResponse>): Promise<void> {
+  async export(call: Call): Promise<void> {
     const connector = this.#need();
     const signal = this.#abort.signal;
-    call.on("cancelled", () => this.#abort.abort());
+    call.signal.addEventListener("abort", () => this.#abort.abort());
     const respond = async (record: PbRecord, err?: unknown) => {
       const result = create(ResultSchema, {
         header: record,
         error: err === undefined ? "" : KlosetError.from(err).message,
       });
-      if (!call.write(create(ExportResponseSchema, { result }))) await once(call, "drain");
+      await call.sendMessage(ExportResponseSchema, create(ExportResponseSchema, { result }));
     };
 
     let current: { record: PbRecord; feed: ContentFeed; done: Promise<unknown> } | undefined;
     try {
-      // Iterating must not destroy the call when the host half-closes: the
-      // last results and the status still have to go out.
-      const requests = (call as unknown as {
-        iterator(o: { destroyOnReturn: boolean }): AsyncIterable<ExportRequest>;
-      }).iterator({ destroyOnReturn: false });
-      for await (const req of requests) {
+      for await (const req of call.messages(ExportRequestSchema)) {
         const packet = req.packet;
         if (packet.case === "record") {
           if (current) {
@@ -184,7 +167,7 @@ export class ExporterService {
       await connector.finish(signal);
       call.end();
     } catch (e) {
-      call.emit("error", toStatus(e));
+      call.fail(e);
     }
   }
 
@@ -194,17 +177,16 @@ export class ExporterService {
     this.#connector = undefined;
   }
 
-  handlers(): grpc.UntypedServiceImplementation {
+  /** The service's methods by path. */
+  routes(): Record<string, Handler> {
     return {
-      Init: unary((req: InitRequest) => this.init(req)),
-      Ping: unary(async () => {
+      [PATH + "Init"]: unary(InitRequestSchema, InitResponseSchema, (r) => this.init(r)),
+      [PATH + "Ping"]: unary(PingRequestSchema, PingResponseSchema, async () => {
         await this.#need().ping(this.#abort.signal);
         return create(PingResponseSchema, {});
       }),
-      Export: (call: grpc.ServerDuplexStream<ExportRequest, ExportResponse>) => {
-        this.export(call).catch((e) => call.emit("error", toStatus(e)));
-      },
-      Close: unary(async () => {
+      [PATH + "Export"]: (call) => this.export(call),
+      [PATH + "Close"]: unary(CloseRequestSchema, CloseResponseSchema, async () => {
         await this.close();
         return create(CloseResponseSchema, {});
       }),
@@ -215,5 +197,5 @@ export class ExporterService {
 /** Runs an exporter plugin on stdin/stdout until the host closes the stream. */
 export async function serveExporter(factory: ExporterFactory): Promise<void> {
   const service = new ExporterService(factory);
-  await serveStdio(EXPORTER_SERVICE, service.handlers(), () => service.close());
+  await serve(service.routes(), () => service.close());
 }

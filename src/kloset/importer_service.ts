@@ -5,103 +5,72 @@
 // streamed in 1 MiB chunks with backpressure, and the failure policy (a failed
 // Open also fails the Import call, so plakar commits no snapshot).
 
-import type * as grpc from "@grpc/grpc-js";
-import { Buffer } from "node:buffer";
-import { once } from "node:events";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import {
   CloseRequestSchema,
   CloseResponseSchema,
-  type ImportRequest,
   ImportRequestSchema,
-  type ImportResponse,
   ImportResponseSchema,
   type InitRequest,
   InitRequestSchema,
   type InitResponse,
   InitResponseSchema,
-  type OpenRequest,
   OpenRequestSchema,
-  type OpenResponse,
-  OpenResponseSchema,
   PingRequestSchema,
   PingResponseSchema,
 } from "./gen/importer_pb.ts";
 import type { ImportEntry, ImporterConnector, ImporterFactory } from "./connector.ts";
 import { entryToRecord, hostOptions } from "./convert.ts";
 import { Code, KlosetError, oneLine } from "./errors.ts";
-import { method, serveStdio, toStatus, unary } from "./grpc.ts";
+import { type Call, type Handler, serve, unary } from "./rpc.ts";
 
 /** Bytes of content per Open message, as plakar's SDK sends them. */
 export const CHUNK_SIZE = 1024 * 1024;
-/** Chunks handed to gRPC and not yet written out, at most. */
+/** Chunks read ahead of the connection, at most. */
 const IN_FLIGHT = 3;
-/** Room for the protobuf tag and length before a chunk (tag + varint of 2^20). */
-const HEADER_ROOM = 4;
 
-/**
- * OpenResponse{chunk} encoded in place: the chunk is copied once, into a
- * buffer that already has room for the field header, instead of being copied
- * again by a generic encoder.
- */
-export class EncodedChunk {
-  /** `buffer` is the whole frame buffer, to hand back to the pool once written. */
-  constructor(readonly frame: Buffer, readonly buffer: Buffer) {}
-}
-
-/** Frame buffers reused once gRPC has copied them out, so memory does not churn. */
-export class FramePool {
-  readonly #free: Buffer[] = [];
+/** Chunk buffers reused once their bytes are copied out, so memory does not churn. */
+export class ChunkPool {
+  readonly #free: Uint8Array[] = [];
   constructor(readonly size: number) {}
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  take(): Uint8Array {
+    return this.#free.pop() ?? new Uint8Array(this.size);
   }
-  give(b: Buffer): void {
-    if (this.#free.length < IN_FLIGHT + 1) this.#free.push(b);
+  give(b: Uint8Array): void {
+    if (this.#free.length < IN_FLIGHT + 1 && b.buffer.byteLength === this.size) {
+      this.#free.push(new Uint8Array(b.buffer));
+    }
   }
 }
 
-function encodeOpenResponse(m: OpenResponse | EncodedChunk): Buffer {
-  if (m instanceof EncodedChunk) return m.frame;
-  const b = m.chunk;
-  const header = [0x0a, ...varint(b.length)];
-  const out = Buffer.allocUnsafe(header.length + b.length);
-  out.set(header, 0);
-  out.set(b, header.length);
-  return out;
-}
-
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
+/** The protobuf header of OpenResponse{chunk} for a chunk of `len` bytes (field 1, bytes). */
+export function chunkHeader(len: number): Uint8Array {
+  const out = [0x0a];
+  while (len > 0x7f) {
+    out.push((len & 0x7f) | 0x80);
+    len = Math.floor(len / 128);
   }
-  out.push(n);
-  return out;
+  out.push(len);
+  return Uint8Array.from(out);
 }
 
 /**
- * Fills 1 MiB frames from a byte stream and yields them encoded as
- * OpenResponse. A byte stream (a tool's stdout) is read straight into the
- * frame buffer; any other stream is copied into it.
+ * Reads a stream in chunks of `chunkSize` bytes (the last may be shorter),
+ * each a view of a buffer from `pool` to give back once sent. A byte stream
+ * (a tool's stdout) is read straight into the buffer; any other is copied.
  */
-export async function* frames(
+export async function* chunks(
   stream: ReadableStream<Uint8Array>,
   chunkSize = CHUNK_SIZE,
-  pool = new FramePool(HEADER_ROOM + chunkSize),
-): AsyncGenerator<EncodedChunk> {
+  pool = new ChunkPool(chunkSize),
+): AsyncGenerator<Uint8Array> {
   let buf = pool.take();
   let len = 0;
   const seal = () => {
-    const h = varint(len);
-    const start = HEADER_ROOM - h.length - 1;
-    buf[start] = 0x0a;
-    buf.set(h, start + 1);
-    const frame = new EncodedChunk(buf.subarray(start, HEADER_ROOM + len), buf);
+    const chunk = buf.subarray(0, len);
     buf = pool.take();
     len = 0;
-    return frame;
+    return chunk;
   };
   let byob: ReadableStreamBYOBReader | undefined;
   try {
@@ -110,10 +79,9 @@ export async function* frames(
   if (byob) {
     try {
       for (;;) {
-        const view = new Uint8Array(buf.buffer, HEADER_ROOM + len, chunkSize - len);
-        const { value, done } = await byob.read(view);
+        const { value, done } = await byob.read(new Uint8Array(buf.buffer, len, chunkSize - len));
         // The read hands the same memory back in a new ArrayBuffer.
-        if (value) buf = Buffer.from(value.buffer, 0, HEADER_ROOM + chunkSize);
+        if (value) buf = new Uint8Array(value.buffer);
         if (done) break;
         len += value.length;
         if (len === chunkSize) yield seal();
@@ -132,7 +100,7 @@ export async function* frames(
       let off = 0;
       while (off < value.length) {
         const n = Math.min(chunkSize - len, value.length - off);
-        buf.set(value.subarray(off, off + n), HEADER_ROOM + len);
+        buf.set(value.subarray(off, off + n), len);
         len += n;
         off += n;
         if (len === chunkSize) yield seal();
@@ -144,22 +112,7 @@ export async function* frames(
   }
 }
 
-export const IMPORTER_SERVICE: grpc.ServiceDefinition = {
-  Init: method("/importer.Importer/Init", InitRequestSchema, InitResponseSchema),
-  Ping: method("/importer.Importer/Ping", PingRequestSchema, PingResponseSchema),
-  Import: method("/importer.Importer/Import", ImportRequestSchema, ImportResponseSchema, {
-    requestStream: true,
-    responseStream: true,
-  }),
-  Open: method(
-    "/importer.Importer/Open",
-    OpenRequestSchema,
-    OpenResponseSchema,
-    { responseStream: true },
-    encodeOpenResponse as (m: OpenResponse) => Buffer,
-  ),
-  Close: method("/importer.Importer/Close", CloseRequestSchema, CloseResponseSchema),
-};
+const PATH = "/importer.Importer/";
 
 /** One line on stderr: plakar shows a failed Import only as "EOF". */
 function report(line: string): void {
@@ -199,7 +152,7 @@ export class ImporterService {
   }
 
   /** The Import call: records out, acks in. */
-  import(call: grpc.ServerDuplexStream<ImportRequest, ImportResponse>): void {
+  async import(call: Call): Promise<void> {
     const connector = this.#need();
     let ended = false;
     let produced = false;
@@ -207,7 +160,7 @@ export class ImporterService {
     const fail = (err: KlosetError) => {
       if (ended) return;
       ended = true;
-      call.emit("error", toStatus(err));
+      call.fail(err);
     };
     this.#failImport = fail;
     if (this.#openFailure) fail(this.#openFailure);
@@ -217,59 +170,65 @@ export class ImporterService {
         call.end();
       }
     };
-    call.on("data", (req: ImportRequest) => {
-      const header = req.result?.header;
-      if (!header) return;
-      if (req.result!.error) {
-        report(`plakar could not store ${header.pathname}: ${req.result!.error}`);
-      }
-      // The ack releases a reader the host never opened.
-      const held = this.#held.get(header.pathname);
-      if (held) {
-        this.#held.delete(header.pathname);
-        Promise.resolve(held.release?.()).catch(() => {});
-      }
-    });
-    call.on("end", () => {
-      hostDone = true;
-      maybeEnd();
-    });
-    call.on("cancelled", () => {
+    call.signal.addEventListener("abort", () => {
       ended = true;
       this.#abort.abort();
     });
-    call.on("error", () => {});
 
+    // Acks, read until the host half-closes.
     (async () => {
       try {
-        for await (const entry of connector.entries(this.#abort.signal)) {
-          if (ended) return;
-          if (entry.open && !entry.error) this.#held.set(entry.pathname, entry);
-          const msg = create(ImportResponseSchema, { record: entryToRecord(entry) });
-          if (!call.write(msg)) await once(call, "drain");
+        for await (const req of call.messages(ImportRequestSchema)) {
+          const header = req.result?.header;
+          if (!header) continue;
+          if (req.result!.error) {
+            report(`plakar could not store ${header.pathname}: ${req.result!.error}`);
+          }
+          // The ack releases a reader the host never opened.
+          const held = this.#held.get(header.pathname);
+          if (held) {
+            this.#held.delete(header.pathname);
+            Promise.resolve(held.release?.()).catch(() => {});
+          }
         }
-        if (ended) return;
-        call.write(create(ImportResponseSchema, { finished: true }));
-        produced = true;
+        hostDone = true;
         maybeEnd();
       } catch (e) {
-        const err = KlosetError.from(e);
-        report(err.message);
-        fail(err);
+        fail(KlosetError.from(e));
       }
     })();
+
+    try {
+      for await (const entry of connector.entries(this.#abort.signal)) {
+        if (ended) return;
+        if (entry.open && !entry.error) this.#held.set(entry.pathname, entry);
+        await call.sendMessage(
+          ImportResponseSchema,
+          create(ImportResponseSchema, { record: entryToRecord(entry) }),
+        );
+      }
+      if (ended) return;
+      await call.sendMessage(
+        ImportResponseSchema,
+        create(ImportResponseSchema, { finished: true }),
+      );
+      produced = true;
+      maybeEnd();
+    } catch (e) {
+      const err = KlosetError.from(e);
+      report(err.message);
+      fail(err);
+    }
   }
 
   /** The Open call: the held entry's content as chunks. */
-  async open(call: grpc.ServerWritableStream<OpenRequest, OpenResponse>): Promise<void> {
+  async open(call: Call): Promise<void> {
     const connector = this.#need();
-    const pathname = call.request.record?.pathname ?? "";
+    const req = await call.read();
+    const pathname = req ? fromBinary(OpenRequestSchema, req).record?.pathname ?? "" : "";
     const entry = this.#held.get(pathname);
     if (!entry?.open) {
-      call.emit(
-        "error",
-        toStatus(new KlosetError(Code.NOT_FOUND, `no such file to open: ${pathname}`)),
-      );
+      call.fail(new KlosetError(Code.NOT_FOUND, `no such file to open: ${pathname}`));
       return;
     }
     this.#held.delete(pathname);
@@ -279,43 +238,34 @@ export class ImporterService {
     } catch (e) {
       const err = KlosetError.from(e);
       report(`${pathname}: ${err.message}`);
-      call.emit("error", toStatus(err));
+      call.fail(err);
       this.#failWhole(connector, pathname, err);
       return;
     }
-    let cancelled = false;
-    call.on("cancelled", () => {
-      cancelled = true;
-      stream.cancel().catch(() => {});
-    });
-    call.on("error", () => {});
+    const cancel = () => void stream.cancel().catch(() => {});
+    call.signal.addEventListener("abort", cancel);
     try {
-      // At most IN_FLIGHT chunks wait in gRPC's buffers: memory stays flat
-      // whatever the file's size, and the producer (pg_dump) is paced by
-      // plakar's reading.
+      // At most IN_FLIGHT chunks are read ahead of the connection: memory
+      // stays flat whatever the file's size, and the producer (pg_dump) is
+      // paced by plakar's reading.
       const inFlight: Promise<void>[] = [];
-      const pool = new FramePool(HEADER_ROOM + CHUNK_SIZE);
-      for await (const frame of frames(stream, CHUNK_SIZE, pool)) {
-        if (cancelled) return;
-        inFlight.push(
-          new Promise<void>((resolve) =>
-            call.write(frame as unknown as OpenResponse, () => {
-              pool.give(frame.buffer);
-              resolve();
-            })
-          ),
-        );
+      const pool = new ChunkPool(CHUNK_SIZE);
+      for await (const chunk of chunks(stream, CHUNK_SIZE, pool)) {
+        if (call.signal.aborted) return;
+        inFlight.push(call.send(chunkHeader(chunk.length), chunk).then(() => pool.give(chunk)));
         if (inFlight.length >= IN_FLIGHT) await inFlight.shift();
       }
       await Promise.all(inFlight);
       call.end();
     } catch (e) {
       await stream.cancel().catch(() => {});
-      if (cancelled) return;
+      if (call.signal.aborted) return;
       const err = KlosetError.from(e);
       report(`${pathname}: ${err.message}`);
-      call.emit("error", toStatus(err));
+      call.fail(err);
       this.#failWhole(connector, pathname, err);
+    } finally {
+      call.signal.removeEventListener("abort", cancel);
     }
   }
 
@@ -338,19 +288,17 @@ export class ImporterService {
     this.#connector = undefined;
   }
 
-  /** grpc-js handlers. */
-  handlers(): grpc.UntypedServiceImplementation {
+  /** The service's methods by path. */
+  routes(): Record<string, Handler> {
     return {
-      Init: unary((req: InitRequest) => this.init(req)),
-      Ping: unary(async () => {
+      [PATH + "Init"]: unary(InitRequestSchema, InitResponseSchema, (r) => this.init(r)),
+      [PATH + "Ping"]: unary(PingRequestSchema, PingResponseSchema, async () => {
         await this.ping();
         return create(PingResponseSchema, {});
       }),
-      Import: (call: grpc.ServerDuplexStream<ImportRequest, ImportResponse>) => this.import(call),
-      Open: (call: grpc.ServerWritableStream<OpenRequest, OpenResponse>) => {
-        this.open(call).catch((e) => call.emit("error", toStatus(e)));
-      },
-      Close: unary(async () => {
+      [PATH + "Import"]: (call) => this.import(call),
+      [PATH + "Open"]: (call) => this.open(call),
+      [PATH + "Close"]: unary(CloseRequestSchema, CloseResponseSchema, async () => {
         await this.close();
         return create(CloseResponseSchema, {});
       }),
@@ -361,5 +309,5 @@ export class ImporterService {
 /** Runs an importer plugin on stdin/stdout until the host closes the stream. */
 export async function serveImporter(factory: ImporterFactory): Promise<void> {
   const service = new ImporterService(factory);
-  await serveStdio(IMPORTER_SERVICE, service.handlers(), () => service.close());
+  await serve(service.routes(), () => service.close());
 }

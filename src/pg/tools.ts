@@ -7,6 +7,7 @@
 
 import { currentPassword } from "./client.ts";
 import type { ConnConfig } from "./conn.ts";
+import { widenChildPipe } from "../kloset/pipes.ts";
 
 /** A client tool failed: names the tool and what it was doing, with its stderr. */
 export class ToolError extends Error {
@@ -140,6 +141,10 @@ export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
   let child: Deno.ChildProcess | undefined;
   let reader: ReadableStreamBYOBReader | undefined;
   let stderrDone: Promise<void> | undefined;
+  // With a wide pipe, a short read means the tool is ahead of nobody: let
+  // its output gather for a moment so the next read takes more at once.
+  let wide = false;
+  let lastShort = false;
   const stderr = new OutputTail();
   const finish = async (controller: ReadableByteStreamController, last?: Uint8Array) => {
     const status = await child!.status;
@@ -167,10 +172,12 @@ export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
     type: "bytes",
     start() {
       child = spawn(spec, "null", "piped");
+      wide = widenChildPipe(child.pid);
       reader = child.stdout.getReader({ mode: "byob" });
       stderrDone = collect(child.stderr, stderr);
     },
     async pull(controller) {
+      if (wide && lastShort) await new Promise((r) => setTimeout(r, GATHER_MS));
       const request = controller.byobRequest;
       if (request?.view) {
         const view = request.view as Uint8Array;
@@ -178,6 +185,7 @@ export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
           new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
         );
         if (done) return await finish(controller, value);
+        lastShort = value.length < Math.min(view.byteLength, GATHER_BYTES);
         request.respondWithNewView(value);
         return;
       }
@@ -195,6 +203,10 @@ export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
     },
   }, { highWaterMark: 0 });
 }
+
+/** How long a read waits for output to gather after a short read, and what counts as short. */
+const GATHER_MS = 1;
+const GATHER_BYTES = 256 * 1024;
 
 /** What a tool printed, for callers that inspect it (psql's ERROR lines). */
 export interface ToolResult {
