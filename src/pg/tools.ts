@@ -223,6 +223,8 @@ export async function toolWithInput(
   onOutputLine?: (line: string) => void,
 ): Promise<ToolResult> {
   const child = spawn(spec, "piped", "piped");
+  // A wide pipe takes a whole 1 MiB chunk per write while the tool reads.
+  widenChildPipe(child.pid, 0);
   const tail = new OutputTail(2000);
   const watch = async (stream: ReadableStream<Uint8Array>) => {
     let partial = "";
