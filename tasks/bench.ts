@@ -12,7 +12,9 @@
 // 3. end to end: `plakar backup postgres://…` through our package vs
 //             `plakar backup` of the same dump already in a file (plakar's own
 //             ingest), and the reference Go plugin when BENCH_GO_PTAR names
-//             its .ptar; best of N alternating rounds.
+//             its .ptar; then `plakar restore -to postgres://…` of the dump
+//             through each against bare pg_restore; best of N alternating
+//             rounds.
 //
 // Environment: BENCH_MB (database size, default 1024), BENCH_ROUNDS (3),
 // BENCH_GO_PTAR (optional path to the reference integration's package).
@@ -67,6 +69,24 @@ async function populate(c: Cluster, mb: number): Promise<void> {
        FROM generate_series(1, ${rows}) g;`,
     "bench",
   );
+}
+
+/** Restores the user's latest snapshot's dump into a new database `db`; seconds. */
+async function restoreThrough(u: PlakarUser, c: Cluster, db: string): Promise<number> {
+  await c.query(`DROP DATABASE IF EXISTS ${db}`);
+  await c.query(`CREATE DATABASE ${db}`);
+  const [snap] = await u.snapshots();
+  return (await timed(async () =>
+    ok(
+      await u.at(
+        "restore",
+        "-to",
+        `postgres://postgres@127.0.0.1:${c.port}/${db}`,
+        `${snap}:/00001-bench.dump`,
+      ),
+      "restore",
+    )
+  )).seconds;
 }
 
 function best(xs: number[]): number {
@@ -180,6 +200,10 @@ async function main() {
     const fileIngest: number[] = [];
     const ourE2e: number[] = [];
     const goE2e: number[] = [];
+    const ourRestore: number[] = [];
+    const goRestore: number[] = [];
+    const bareRestoreE2e: number[] = [];
+    const bareDumpFile = `${ingestDir}/00001-bench.dump`;
     let goUser: PlakarUser | undefined;
     if (GO_PTAR) {
       goUser = await PlakarUser.create(GO_PTAR);
@@ -196,6 +220,11 @@ async function main() {
             ok(await ours.at("backup", "-no-progress", ingestDir), "file backup")
           )).seconds,
         );
+        await src.query("DROP DATABASE IF EXISTS r0");
+        await src.query("CREATE DATABASE r0");
+        bareRestoreE2e.push(
+          (await timed(() => sh(`${BIN}/pg_restore ${conn} -d r0 < ${bareDumpFile}`))).seconds,
+        );
         await fresh(ours);
         ourE2e.push(
           (await timed(async () =>
@@ -209,6 +238,7 @@ async function main() {
             )
           )).seconds,
         );
+        ourRestore.push(await restoreThrough(ours, src, "r1"));
         if (goUser) {
           await fresh(goUser);
           goE2e.push(
@@ -223,6 +253,7 @@ async function main() {
               )
             )).seconds,
           );
+          goRestore.push(await restoreThrough(goUser, src, "r2"));
         }
       }
     } finally {
@@ -249,6 +280,11 @@ async function main() {
       say(
         "reference Go plugin not measured (set BENCH_GO_PTAR to its .ptar); target without it: <= 1.9x file ingest",
       );
+    }
+    say(`bare pg_restore < file (same rounds): ${fmt(best(bareRestoreE2e))} s`);
+    say(`plakar restore -to postgres:// (ours): ${fmt(best(ourRestore))} s`);
+    if (goRestore.length) {
+      say(`plakar restore -to postgres:// (Go)  : ${fmt(best(goRestore))} s`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
