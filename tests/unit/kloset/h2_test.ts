@@ -230,3 +230,170 @@ Deno.test("h2: concurrent calls, an unknown method, an error status, a reset see
     await t.close();
   }
 });
+
+/** A raw HTTP/2 client end: frames written and read by hand. */
+class RawPeer {
+  #buf = new Uint8Array(0);
+  #pending: Promise<Uint8Array | null> | undefined;
+  constructor(readonly conn: Deno.Conn) {}
+
+  async send(type: number, flags: number, id: number, payload: Uint8Array): Promise<void> {
+    const f = new Uint8Array(9 + payload.length);
+    f[0] = payload.length >>> 16;
+    f[1] = (payload.length >>> 8) & 0xff;
+    f[2] = payload.length & 0xff;
+    f[3] = type;
+    f[4] = flags;
+    new DataView(f.buffer).setUint32(5, id);
+    f.set(payload, 9);
+    await this.conn.write(f);
+  }
+
+  /** The next frame, or null if none arrives within `ms`. */
+  async frame(
+    ms = 2000,
+  ): Promise<{ type: number; flags: number; id: number; payload: Uint8Array } | null> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (this.#buf.length >= 9) {
+        const len = (this.#buf[0] << 16) | (this.#buf[1] << 8) | this.#buf[2];
+        if (this.#buf.length >= 9 + len) {
+          const f = {
+            type: this.#buf[3],
+            flags: this.#buf[4],
+            id: new DataView(this.#buf.buffer, this.#buf.byteOffset).getUint32(5) & 0x7fffffff,
+            payload: this.#buf.slice(9, 9 + len),
+          };
+          this.#buf = this.#buf.slice(9 + len);
+          return f;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      // A read that outlives a timeout is kept for the next call.
+      this.#pending ??= (async () => {
+        const chunk = new Uint8Array(65536);
+        const n = await this.conn.read(chunk);
+        return n === null ? null : chunk.subarray(0, n);
+      })();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const got = await Promise.race([
+        this.#pending,
+        new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), left))),
+      ]);
+      clearTimeout(timer);
+      if (got === "timeout") return null;
+      this.#pending = undefined;
+      if (got === null) return null;
+      const n = got.length;
+      const chunk = got;
+      const merged = new Uint8Array(this.#buf.length + n);
+      merged.set(this.#buf);
+      merged.set(chunk.subarray(0, n), this.#buf.length);
+      this.#buf = merged;
+    }
+  }
+}
+
+const u32 = (n: number) => {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+};
+const setting = (key: number, value: number) => {
+  const b = new Uint8Array(6);
+  new DataView(b.buffer).setUint16(0, key);
+  new DataView(b.buffer).setUint32(2, value);
+  return b;
+};
+
+Deno.test("h2: CONTINUATION, padding, PING, and a stream window set to 0 then raised by SETTINGS", async () => {
+  const body = pattern(100_000, 7);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const conn = await listener.accept();
+  listener.close();
+  const done = serve(
+    {
+      "/t/Echo": async (c: Call) => {
+        const m = await c.read();
+        await c.send(m!);
+        c.end();
+      },
+    },
+    async () => {},
+    { read: (b) => conn.read(b), write: (b) => conn.write(b) },
+  );
+  const peer = new RawPeer(client);
+  try {
+    await client.write(new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+    // Stream windows start at 0: no DATA may come until they are raised.
+    await peer.send(4, 0, 0, setting(4, 0));
+    await peer.send(8, 0, 0, u32(1 << 20));
+    // Request headers split over HEADERS (padded, with priority) and CONTINUATION.
+    const block = encodeHeaders([
+      [":method", "POST"],
+      [":scheme", "http"],
+      [":path", "/t/Echo"],
+      [":authority", "x"],
+      ["content-type", "application/grpc"],
+    ]);
+    const half = Math.floor(block.length / 2);
+    const headers = new Uint8Array(1 + 5 + half + 3);
+    headers[0] = 3; // pad length
+    headers.set([0, 0, 0, 0, 15], 1); // priority: dependency 0, weight 15
+    headers.set(block.subarray(0, half), 6);
+    await peer.send(1, 0x8 | 0x20, 1, headers);
+    await peer.send(9, 0x4, 1, block.subarray(half));
+    // The request message in one padded DATA frame that ends the stream.
+    const msg = grpcFrame(body);
+    for (let off = 0; off < msg.length; off += 16000) {
+      const piece = msg.subarray(off, off + 16000);
+      const last = off + 16000 >= msg.length;
+      const padded = new Uint8Array(1 + piece.length + 2);
+      padded[0] = 2;
+      padded.set(piece, 1);
+      await peer.send(0, 0x8 | (last ? 0x1 : 0), 1, padded);
+    }
+    await peer.send(6, 0, 0, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]));
+
+    const seen: number[] = [];
+    let pingAck: Uint8Array | undefined;
+    const dec = new HpackDecoder();
+    // Until the window opens: settings acks, the ping ack, response headers; no DATA.
+    for (;;) {
+      const f = await peer.frame(500);
+      if (!f) break;
+      seen.push(f.type);
+      if (f.type === 6 && f.flags & 1) pingAck = f.payload;
+      if (f.type === 1) dec.decode(f.payload);
+    }
+    assertEquals(pingAck, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]));
+    assert(seen.includes(4), "no SETTINGS from the server");
+    assert(!seen.includes(0), "DATA was sent into a zero window");
+
+    await peer.send(4, 0, 0, setting(4, 1 << 20));
+    const data: Uint8Array[] = [];
+    let status: string | undefined;
+    for (;;) {
+      const f = await peer.frame();
+      assert(f, "the response did not finish");
+      if (f.type === 0) data.push(f.payload);
+      if (f.type === 1) {
+        const h = new Map(dec.decode(f.payload));
+        if (h.has("grpc-status")) status = h.get("grpc-status");
+        if (f.flags & 1) break;
+      }
+    }
+    assertEquals(status, "0");
+    const all = Buffer.concat(data);
+    assertEquals(all.readUInt32BE(1), body.length);
+    assert(Buffer.compare(all.subarray(5), body) === 0, "echo differs");
+  } finally {
+    client.close();
+    await done;
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+});
