@@ -51,6 +51,7 @@ export class Call {
   }
 
   #onData(p: Uint8Array): void {
+    if (this.#error) return; // reset: what still arrives is dropped
     let off = 0;
     while (off < p.length) {
       if (this.#body === undefined) {
@@ -155,10 +156,6 @@ export class Call {
     // gRPC status messages travel in a header: keep them bounded.
     const details = e.message.length > 4000 ? e.message.slice(0, 4000) + " [...]" : e.message;
     this.#finish(e.code, details);
-  }
-
-  get finished(): boolean {
-    return this.#finished;
   }
 
   #finish(code: number, message: string): void {

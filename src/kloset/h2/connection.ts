@@ -44,7 +44,6 @@ const SETTINGS_INITIAL_WINDOW_SIZE = 4;
 const SETTINGS_MAX_FRAME_SIZE = 5;
 
 /** RST_STREAM / GOAWAY codes used here. */
-export const H2_NO_ERROR = 0;
 export const H2_PROTOCOL_ERROR = 1;
 export const H2_FLOW_CONTROL_ERROR = 3;
 export const H2_CANCEL = 8;
@@ -196,9 +195,13 @@ export class H2Connection {
     }
   }
 
-  /** Resolves when everything queued so far has been written. */
+  /**
+   * Resolves when nothing more can be written: all that was queued is out, or
+   * waits for window the client does not give, or the output is closed. (The
+   * write loop runs whenever something can be sent.)
+   */
   flushed(): Promise<void> {
-    if (!this.#writing && !this.#pendingOutput()) return Promise.resolve();
+    if (!this.#writing) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -402,10 +405,6 @@ export class H2Connection {
     this.#pump();
   }
 
-  #pendingOutput(): boolean {
-    return this.#control.length > 0 || this.#ready.length > 0;
-  }
-
   #pump(): void {
     if (this.#writing || this.#closed) return;
     this.#writing = true;
@@ -427,7 +426,7 @@ export class H2Connection {
       for (const s of this.streams.values()) s.cancelled(new H2Error(H2_CANCEL, "output closed"));
     } finally {
       this.#writing = false;
-      if (!this.#closed && this.#pendingOutput() && this.#hasSendable()) this.#pump();
+      if (!this.#closed && this.#hasSendable()) this.#pump();
       else for (const f of this.#idle.splice(0)) f();
     }
   }
@@ -461,9 +460,7 @@ export class H2Connection {
     while (this.#ready.length && len < BATCH) {
       const s = this.#ready.shift()!;
       let stalled = false;
-      // One data item per stream per round keeps streams fair.
-      let rounds = 0;
-      while (s.queue.length && len < BATCH && rounds < 1) {
+      while (s.queue.length && len < BATCH) {
         const item = s.queue[0];
         if (item.kind === "headers") {
           let block = item.block;
@@ -512,9 +509,8 @@ export class H2Connection {
           if (item.off < item.bytes.length) break;
           s.queue.shift();
           item.done?.();
-          rounds++;
+          break; // one data item per stream per round keeps streams fair
         }
-        if (stalled) break;
       }
       if (s.queue.length) (stalled ? blocked : this.#ready).push(s);
       else this.#maybeForget(s);
