@@ -11,7 +11,7 @@ import {
 import type { ExportEntry, FileInfo, HostOptions, ImportEntry } from "./connector.ts";
 import { isDir } from "./mode.ts";
 
-interface PbOptions {
+export interface PbOptions {
   hostname: string;
   os: string;
   arch: string;

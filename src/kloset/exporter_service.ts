@@ -20,8 +20,9 @@ import {
 } from "./gen/exporter_pb.ts";
 import { type Record as PbRecord, ResultSchema } from "./gen/connectors_pb.ts";
 import type { ExporterConnector, ExporterFactory } from "./connector.ts";
-import { hostOptions, recordToEntry } from "./convert.ts";
-import { Code, KlosetError } from "./errors.ts";
+import { recordToEntry } from "./convert.ts";
+import { ConnectorSlot } from "./slot.ts";
+import { KlosetError } from "./errors.ts";
 import { type Call, type Handler, serve, unary } from "./rpc.ts";
 
 const PATH = "/plakar.exporter.Exporter/";
@@ -87,26 +88,19 @@ class ContentFeed {
 }
 
 export class ExporterService {
-  readonly #factory: ExporterFactory;
-  #connector: ExporterConnector | undefined;
+  readonly #slot: ConnectorSlot<ExporterConnector>;
   readonly #abort = new AbortController();
 
   constructor(factory: ExporterFactory) {
-    this.#factory = factory;
+    this.#slot = new ConnectorSlot(factory);
   }
 
   #need(): ExporterConnector {
-    if (!this.#connector) throw new KlosetError(Code.FAILED_PRECONDITION, "Init was not called");
-    return this.#connector;
+    return this.#slot.get();
   }
 
   async init(req: InitRequest): Promise<InitResponse> {
-    this.#connector = await this.#factory({
-      proto: req.proto,
-      config: { ...req.config },
-      options: hostOptions(req.options),
-    });
-    return create(InitResponseSchema, this.#connector.info());
+    return create(InitResponseSchema, (await this.#slot.init(req)).info());
   }
 
   async export(call: Call): Promise<void> {
@@ -173,8 +167,7 @@ export class ExporterService {
 
   async close(): Promise<void> {
     this.#abort.abort();
-    await this.#connector?.close();
-    this.#connector = undefined;
+    await this.#slot.close();
   }
 
   /** The service's methods by path. */

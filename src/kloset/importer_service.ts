@@ -20,7 +20,8 @@ import {
   PingResponseSchema,
 } from "./gen/importer_pb.ts";
 import type { ImportEntry, ImporterConnector, ImporterFactory } from "./connector.ts";
-import { entryToRecord, hostOptions } from "./convert.ts";
+import { entryToRecord } from "./convert.ts";
+import { ConnectorSlot } from "./slot.ts";
 import { Code, KlosetError, oneLine } from "./errors.ts";
 import { type Call, type Handler, serve, unary } from "./rpc.ts";
 
@@ -121,30 +122,22 @@ function report(line: string): void {
 
 /** The service state for one plugin process (one Init). */
 export class ImporterService {
-  readonly #factory: ImporterFactory;
-  #connector: ImporterConnector | undefined;
+  readonly #slot: ConnectorSlot<ImporterConnector>;
   readonly #held = new Map<string, ImportEntry>();
   readonly #abort = new AbortController();
   #failImport: ((err: KlosetError) => void) | undefined;
   #openFailure: KlosetError | undefined;
 
   constructor(factory: ImporterFactory) {
-    this.#factory = factory;
+    this.#slot = new ConnectorSlot(factory);
   }
 
   #need(): ImporterConnector {
-    if (!this.#connector) throw new KlosetError(Code.FAILED_PRECONDITION, "Init was not called");
-    return this.#connector;
+    return this.#slot.get();
   }
 
   async init(req: InitRequest): Promise<InitResponse> {
-    this.#connector = await this.#factory({
-      proto: req.proto,
-      config: { ...req.config },
-      options: hostOptions(req.options),
-    });
-    const info = this.#connector.info();
-    return create(InitResponseSchema, info);
+    return create(InitResponseSchema, (await this.#slot.init(req)).info());
   }
 
   async ping(): Promise<void> {
@@ -284,8 +277,7 @@ export class ImporterService {
     this.#abort.abort();
     for (const held of this.#held.values()) await Promise.resolve(held.release?.()).catch(() => {});
     this.#held.clear();
-    await this.#connector?.close();
-    this.#connector = undefined;
+    await this.#slot.close();
   }
 
   /** The service's methods by path. */
