@@ -15,6 +15,11 @@
 //             its .ptar; then `plakar restore -to postgres://…` of the dump
 //             through each against bare pg_restore; best of N alternating
 //             rounds.
+// 4. and 5. (tasks/bench_parallel.ts): jobs=2 against the streamed restore
+//             of an index-heavy database, and a 4-database backup with
+//             max_parallel_dumps=1 and 4.
+// 6. (tasks/bench_many.ts): BENCH_DBS small databases, a bare pg_dump loop
+//             against `plakar backup postgres://` of the whole cluster.
 //
 // Environment: BENCH_MB (database size, default 1024), BENCH_ROUNDS (3),
 // BENCH_GO_PTAR (optional path to the reference integration's package).
@@ -29,6 +34,8 @@ import {
   serveDumpToGoReader,
   serveRestoreOverProtocol,
 } from "./bench_protocol.ts";
+import { benchParallel } from "./bench_parallel.ts";
+import { benchMany } from "./bench_many.ts";
 
 const MB = Number(Deno.env.get("BENCH_MB") ?? "1024");
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
@@ -291,4 +298,10 @@ async function main() {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await main();
+  // 4. jobs=2 against the streamed restore; 5. max_parallel_dumps=1 and 4.
+  await benchParallel();
+  // 6. many small databases.
+  await benchMany();
+}

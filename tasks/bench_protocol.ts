@@ -90,12 +90,16 @@ export async function serveDumpToGoReader(
   reader: string,
   uri: string,
   lean: boolean,
+  plugin = "postgresqlImporter",
+  proto = "postgres",
 ): Promise<ReaderFigures> {
   const r = await new Deno.Command(reader, {
     args: [
       ...(lean ? ["-lean"] : []),
       "-plugin",
-      await executable("postgresqlImporter"),
+      await executable(plugin),
+      "-proto",
+      proto,
       `location=${uri}`,
     ],
     stdout: "piped",

@@ -21,9 +21,13 @@ async function main(): Promise<number> {
   await using u = await PlakarUser.create();
   say(`plakar ${u.bin}, store ${u.store}`);
 
-  const source = `postgres://postgres:demo-secret@127.0.0.1:${src.port}/`;
-  say(`plakar backup ${source.replace("demo-secret", "***")}`);
-  ok(await u.at("backup", source), "plakar backup");
+  // The password goes into plakar's source configuration, never on the
+  // backup command line (plakar records that line in every snapshot).
+  const source = `postgres://postgres@127.0.0.1:${src.port}/`;
+  say(`plakar source add demo-src ${source} password=***`);
+  ok(await u.run(["source", "add", "demo-src", source, "password=demo-secret"]), "source add");
+  say("plakar backup @demo-src");
+  ok(await u.at("backup", "@demo-src"), "plakar backup");
   const [snap] = await u.snapshots();
   console.log(ok(await u.at("ls", `${snap}:/`), "plakar ls").stdout.trimEnd());
   const manifest = JSON.parse(ok(await u.at("cat", `${snap}:/manifest.json`), "plakar cat").stdout);
@@ -33,9 +37,21 @@ async function main(): Promise<number> {
     } databases, ${manifest.roles?.length ?? 0} roles`,
   );
 
-  const target = `postgres://postgres:demo-secret@127.0.0.1:${dst.port}/`;
-  say(`plakar restore -o recreate=true -to ${target.replace("demo-secret", "***")} ${snap}`);
-  ok(await u.at("restore", "-o", "recreate=true", "-to", target, snap), "plakar restore");
+  const target = `postgres://postgres@127.0.0.1:${dst.port}/`;
+  say(`plakar destination add demo-dst ${target} password=*** recreate=true`);
+  ok(
+    await u.run([
+      "destination",
+      "add",
+      "demo-dst",
+      target,
+      "password=demo-secret",
+      "recreate=true",
+    ]),
+    "destination add",
+  );
+  say(`plakar restore -to @demo-dst ${snap}`);
+  ok(await u.at("restore", "-to", "@demo-dst", snap), "plakar restore");
 
   let failures = 0;
   const check = (what: string, good: boolean) => {
@@ -52,6 +68,8 @@ async function main(): Promise<number> {
       isDeepStrictEqual(await snapshotDb(dst, db), await snapshotDb(src, db)),
     );
   }
+  const info = ok(await u.at("info", snap), "plakar info").stdout;
+  check("the snapshot does not hold the password", !info.includes("demo-secret"));
   check(
     "role password restored (app_owner can log in)",
     await canLogin(dst, "app_owner", "owner-pass-123"),

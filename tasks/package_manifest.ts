@@ -14,8 +14,9 @@ export const PACKAGE = {
   name: "postgresql",
   display_name: "PostgreSQL",
   description:
-    "Logical backups (pg_dump, pg_dumpall) and restores (pg_restore, psql) of PostgreSQL for plakar.",
-  homepage: "https://github.com/PlakarKorp/integrations/tree/main/postgresql",
+    "Logical backups (pg_dump, pg_dumpall) and restores (pg_restore, psql), and physical backups (pg_basebackup), of PostgreSQL for plakar.",
+  // This project's repository (plakar-postgresql), not the reference Go integration's.
+  homepage: "https://github.com/PlakarKorp/plakar-postgresql",
   license: "ISC",
   api_version: "v1.1.0",
 };
@@ -24,16 +25,23 @@ export const CONNECTORS: ConnectorEntry[] = [
   {
     type: "importer",
     executable: "postgresqlImporter",
-    protocols: ["postgres"],
+    protocols: ["postgres", "postgres+aws"],
     validator: "./schemas/importer.json",
     entry: "src/main/importer.ts",
   },
   {
     type: "exporter",
     executable: "postgresqlExporter",
-    protocols: ["postgres"],
+    protocols: ["postgres", "postgres+aws"],
     validator: "./schemas/exporter.json",
     entry: "src/main/exporter.ts",
+  },
+  {
+    type: "importer",
+    executable: "postgresqlBinImporter",
+    protocols: ["postgres+bin"],
+    validator: "./schemas/bin_importer.json",
+    entry: "src/main/bin_importer.ts",
   },
 ];
 

@@ -2,6 +2,11 @@
 // normalised here into a status code and a one-line message that plakar shows
 // to the user as is.
 
+import { ConfigError, oneLine } from "../errors.ts";
+
+// Shared with the connectors, which may raise them; defined apart from this layer.
+export { ConfigError, oneLine };
+
 /** gRPC status codes used at the boundary. */
 export const Code = {
   OK: 0,
@@ -30,27 +35,13 @@ export class KlosetError extends Error {
   static from(err: unknown, fallback: Code = Code.UNKNOWN): KlosetError {
     if (err instanceof KlosetError) return err;
     if (err instanceof Error) {
-      const code = typeof (err as { grpcCode?: unknown }).grpcCode === "number"
+      const code = err instanceof ConfigError
+        ? Code.INVALID_ARGUMENT
+        : typeof (err as { grpcCode?: unknown }).grpcCode === "number"
         ? (err as unknown as { grpcCode: Code }).grpcCode
         : fallback;
       return new KlosetError(code, oneLine(err.message), { cause: err });
     }
     return new KlosetError(fallback, oneLine(String(err)));
   }
-}
-
-/** A configuration error: names the option; becomes INVALID_ARGUMENT at Init. */
-export class ConfigError extends Error {
-  readonly option: string;
-  readonly grpcCode: Code = Code.INVALID_ARGUMENT;
-  constructor(option: string, message: string) {
-    super(`${option}: ${message}`);
-    this.name = "ConfigError";
-    this.option = option;
-  }
-}
-
-/** Collapses whitespace and newlines so a message stays on one line. */
-export function oneLine(message: string): string {
-  return message.replace(/\s*\n\s*/g, " | ").replace(/\s+/g, " ").trim();
 }

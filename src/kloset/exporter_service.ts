@@ -187,8 +187,11 @@ export class ExporterService {
   }
 }
 
-/** Runs an exporter plugin on stdin/stdout until the host closes the stream. */
-export async function serveExporter(factory: ExporterFactory): Promise<void> {
+/**
+ * Runs an exporter plugin on stdin/stdout until the host closes the stream;
+ * resolves true when it closed it with no call in progress.
+ */
+export function serveExporter(factory: ExporterFactory): Promise<boolean> {
   const service = new ExporterService(factory);
-  await serve(service.routes(), () => service.close());
+  return serve(service.routes(), () => service.close());
 }

@@ -33,12 +33,13 @@ const IN_FLIGHT = 3;
 /** Chunk buffers reused once their bytes are copied out, so memory does not churn. */
 export class ChunkPool {
   readonly #free: Uint8Array[] = [];
-  constructor(readonly size: number) {}
+  /** `keep`: how many free buffers are kept for reuse at most. */
+  constructor(readonly size: number, readonly keep = IN_FLIGHT + 1) {}
   take(): Uint8Array {
     return this.#free.pop() ?? new Uint8Array(this.size);
   }
   give(b: Uint8Array): void {
-    if (this.#free.length < IN_FLIGHT + 1 && b.buffer.byteLength === this.size) {
+    if (this.#free.length < this.keep && b.buffer.byteLength === this.size) {
       this.#free.push(new Uint8Array(b.buffer));
     }
   }
@@ -59,11 +60,15 @@ export function chunkHeader(len: number): Uint8Array {
  * Reads a stream in chunks of `chunkSize` bytes (the last may be shorter),
  * each a view of a buffer from `pool` to give back once sent. A byte stream
  * (a tool's stdout) is read straight into the buffer; any other is copied.
+ * A stream left before its end (the consumer stopped, or `signal` aborted
+ * while a read waits on a silent producer) is cancelled, never just
+ * unlocked: cancelling is what stops the producer (kills pg_dump).
  */
 export async function* chunks(
   stream: ReadableStream<Uint8Array>,
   chunkSize = CHUNK_SIZE,
   pool = new ChunkPool(chunkSize),
+  signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
   let buf = pool.take();
   let len = 0;
@@ -78,7 +83,12 @@ export async function* chunks(
     byob = stream.getReader({ mode: "byob" });
   } catch { /* not a byte stream */ }
   if (byob) {
+    const r = byob;
+    let finished = false;
+    const onAbort = () => void r.cancel(signal?.reason).catch(() => {});
+    signal?.addEventListener("abort", onAbort);
     try {
+      if (signal?.aborted) return;
       for (;;) {
         const { value, done } = await byob.read(new Uint8Array(buf.buffer, len, chunkSize - len));
         // The read hands the same memory back in a new ArrayBuffer.
@@ -87,14 +97,21 @@ export async function* chunks(
         len += value.length;
         if (len === chunkSize) yield seal();
       }
+      finished = true;
       if (len > 0) yield seal();
     } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (!finished) await byob.cancel().catch(() => {});
       byob.releaseLock();
     }
     return;
   }
   const reader = stream.getReader();
+  let finished = false;
+  const onAbort = () => void reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort);
   try {
+    if (signal?.aborted) return;
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -107,8 +124,11 @@ export async function* chunks(
         if (len === chunkSize) yield seal();
       }
     }
+    finished = true;
     if (len > 0) yield seal();
   } finally {
+    signal?.removeEventListener("abort", onAbort);
+    if (!finished) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
 }
@@ -125,6 +145,8 @@ export class ImporterService {
   readonly #slot: ConnectorSlot<ImporterConnector>;
   readonly #held = new Map<string, ImportEntry>();
   readonly #abort = new AbortController();
+  /** One pool for every Open: a physical backup opens thousands of files. */
+  readonly #pool = new ChunkPool(CHUNK_SIZE, 4 * IN_FLIGHT);
   #failImport: ((err: KlosetError) => void) | undefined;
   #openFailure: KlosetError | undefined;
 
@@ -209,7 +231,8 @@ export class ImporterService {
       maybeEnd();
     } catch (e) {
       const err = KlosetError.from(e);
-      report(err.message);
+      // A failed Open has said it already (the same tool's failure ends both).
+      if (!this.#openFailure) report(err.message);
       fail(err);
     }
   }
@@ -235,15 +258,13 @@ export class ImporterService {
       this.#failWhole(connector, pathname, err);
       return;
     }
-    const cancel = () => void stream.cancel().catch(() => {});
-    call.signal.addEventListener("abort", cancel);
     try {
       // At most IN_FLIGHT chunks are read ahead of the connection: memory
       // stays flat whatever the file's size, and the producer (pg_dump) is
       // paced by plakar's reading.
       const inFlight: Promise<void>[] = [];
-      const pool = new ChunkPool(CHUNK_SIZE);
-      for await (const chunk of chunks(stream, CHUNK_SIZE, pool)) {
+      const pool = this.#pool;
+      for await (const chunk of chunks(stream, CHUNK_SIZE, pool, call.signal)) {
         if (call.signal.aborted) return;
         inFlight.push(call.send(chunkHeader(chunk.length), chunk).then(() => pool.give(chunk)));
         if (inFlight.length >= IN_FLIGHT) await inFlight.shift();
@@ -251,14 +272,12 @@ export class ImporterService {
       await Promise.all(inFlight);
       call.end();
     } catch (e) {
-      await stream.cancel().catch(() => {});
+      // chunks() has cancelled the stream (the tool is stopped) before this.
       if (call.signal.aborted) return;
       const err = KlosetError.from(e);
       report(`${pathname}: ${err.message}`);
       call.fail(err);
       this.#failWhole(connector, pathname, err);
-    } finally {
-      call.signal.removeEventListener("abort", cancel);
     }
   }
 
@@ -298,8 +317,11 @@ export class ImporterService {
   }
 }
 
-/** Runs an importer plugin on stdin/stdout until the host closes the stream. */
-export async function serveImporter(factory: ImporterFactory): Promise<void> {
+/**
+ * Runs an importer plugin on stdin/stdout until the host closes the stream;
+ * resolves true when it closed it with no call in progress.
+ */
+export function serveImporter(factory: ImporterFactory): Promise<boolean> {
   const service = new ImporterService(factory);
-  await serve(service.routes(), () => service.close());
+  return serve(service.routes(), () => service.close());
 }

@@ -7,6 +7,16 @@ import { fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { H2Connection, type H2Stream, type Transport } from "./h2/connection.ts";
 import { Code, KlosetError } from "./errors.ts";
+import { stopAll } from "../proc/children.ts";
+import { shortLived } from "../proc/memory.ts";
+import { removeAllTempFiles } from "../proc/temp_files.ts";
+
+/**
+ * Bytes of one message whose flow-control credit is held until it is read:
+ * plakar's chunks (1 MiB and a few bytes of framing) fit, well inside the
+ * 4 MiB stream window.
+ */
+const HOLD_LIMIT = 1024 * 1024 + 64 * 1024;
 
 /** Largest request message accepted. */
 const MAX_MESSAGE = 64 * 1024 * 1024;
@@ -24,6 +34,8 @@ export class Call {
   #prefixLen = 0;
   #body: Uint8Array | undefined;
   #bodyLen = 0;
+  /** Bytes of the message being assembled whose credit is still held. */
+  #bodyHeld = 0;
   #error: KlosetError | undefined;
 
   constructor(stream: H2Stream) {
@@ -51,7 +63,12 @@ export class Call {
   }
 
   #onData(p: Uint8Array): void {
-    if (this.#error) return; // reset: what still arrives is dropped
+    if (this.#error) return; // refused: what still arrives is dropped
+    if (this.#finished) {
+      // The call is over: nothing will read this, so it is credited at once.
+      this.#stream.release(p.length);
+      return;
+    }
     let off = 0;
     while (off < p.length) {
       if (this.#body === undefined) {
@@ -71,31 +88,43 @@ export class Call {
           return;
         }
         this.#body = new Uint8Array(len);
+        shortLived(len);
         this.#bodyLen = 0;
+        this.#bodyHeld = 0;
       }
       const body = this.#body;
       const n = Math.min(body.length - this.#bodyLen, p.length - off);
       body.set(p.subarray(off, off + n), this.#bodyLen);
       this.#bodyLen += n;
       off += n;
+      // A message's bytes are credited back when the reader takes it, so a
+      // slow reader (pg_restore) holds the client back and what waits here is
+      // bounded by the stream window. Only a message larger than HOLD_LIMIT
+      // is credited as it arrives past that limit: it could not fit in the
+      // window and would never complete.
+      this.#bodyHeld += n;
+      if (this.#bodyHeld > HOLD_LIMIT) {
+        this.#stream.release(this.#bodyHeld);
+        this.#bodyHeld = 0;
+      }
       if (this.#bodyLen === body.length) {
-        // A whole message waits for the reader: its bytes are credited back
-        // when it is read, so a slow reader holds the client back.
-        this.#messages.push({ body, held: n });
+        this.#messages.push({ body, held: this.#bodyHeld });
         this.#body = undefined;
         this.#prefixLen = 0;
         this.#wake();
-      } else {
-        // Part of a message: credited at once (a message may exceed a window).
-        this.#stream.release(n);
       }
     }
   }
 
+  /**
+   * Refuses the request: the trailers with INVALID_ARGUMENT go out first
+   * (after any response headers already queued, in place of queued data),
+   * then RST_STREAM NO_ERROR so that the client stops sending; a reset alone
+   * would drop the trailers and grpc-go would only see "Canceled".
+   */
   #protocolError(message: string): void {
     this.#error = new KlosetError(Code.INVALID_ARGUMENT, message);
-    this.fail(this.#error);
-    this.#stream.reset();
+    this.#finish(this.#error.code, this.#error.message, true);
   }
 
   /** The next request message, or null once the host has finished sending. */
@@ -158,8 +187,8 @@ export class Call {
     this.#finish(e.code, details);
   }
 
-  #finish(code: number, message: string): void {
-    if (this.#finished) return;
+  #finish(code: number, message: string, reject = false): void {
+    if (this.#finished) return; // a refusal after the end: the end stands
     this.#finished = true;
     const trailers: [string, string][] = [];
     if (!this.#headersSent) {
@@ -168,7 +197,8 @@ export class Call {
     }
     trailers.push(["grpc-status", String(code)]);
     if (message) trailers.push(["grpc-message", percentEncode(message)]);
-    this.#stream.sendHeaders(trailers, true);
+    if (reject) this.#stream.reject(trailers);
+    else this.#stream.sendHeaders(trailers, true);
   }
 }
 
@@ -210,38 +240,89 @@ export const STDIO: Transport = {
   write: (buf) => Deno.stdout.write(buf),
 };
 
+/** How long the shutdown path waits for the connector to close and the last frames to go out. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+/** Resolves after `ms`, or with `p` if it settles first (never rejects). */
+function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p.then(() => {}, () => {}),
+    new Promise<void>((r) => (timer = setTimeout(r, ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /**
- * Serves `routes` (method path → handler) on `transport` until the host
- * closes its side; then runs `onClose` and lets the last frames go out.
+ * Serves `routes` (method path → handler) on `transport` until the host goes
+ * away: its input ends (plakar exited, or was killed: stdin reaches EOF), its
+ * output breaks (EPIPE), or, on stdio, a SIGTERM/SIGINT/SIGHUP arrives. Then
+ * every call is aborted, `onClose` runs, every child tool is stopped and
+ * awaited, and the last frames are let out, each step bounded in time, so the
+ * process can exit within seconds and leaves nothing running on the server.
+ * Resolves true when the host closed the connection with no call in progress.
  */
 export async function serve(
   routes: Record<string, Handler>,
   onClose: () => Promise<void>,
   transport: Transport = STDIO,
-): Promise<void> {
+): Promise<boolean> {
   // stdout carries HTTP/2 frames only: any stray log goes to stderr.
   console.log = console.error;
   console.info = console.error;
-  const conn = new H2Connection(transport, (stream) => {
+  let hostGone!: (why: string) => void;
+  const gone = new Promise<string>((r) => (hostGone = r));
+  const watched: Transport = {
+    read: transport.read.bind(transport),
+    write: async (buf) => {
+      try {
+        return await transport.write(buf);
+      } catch (e) {
+        hostGone(`output closed (${(e as Error).message})`);
+        throw e;
+      }
+    },
+  };
+  const signals: Deno.Signal[] = transport === STDIO ? ["SIGTERM", "SIGINT", "SIGHUP"] : [];
+  const onSignal: Record<string, () => void> = {};
+  for (const sig of signals) {
+    onSignal[sig] = () => hostGone(`received ${sig}`);
+    try {
+      Deno.addSignalListener(sig, onSignal[sig]);
+    } catch { /* not supported here */ }
+  }
+  let active = 0;
+  const conn = new H2Connection(watched, (stream) => {
     const call = new Call(stream);
     const handler = routes[call.path];
     if (!handler) {
       call.fail(new KlosetError(Code.UNIMPLEMENTED, `unknown method ${call.path}`));
       return;
     }
+    active++;
     Promise.resolve()
       .then(() => handler(call))
-      .catch((e) => call.fail(e));
+      .catch((e) => call.fail(e))
+      .finally(() => active--);
   });
+  let clean = false;
   try {
-    await conn.serve();
-  } catch (e) {
-    console.error(`postgresql: protocol error: ${(e as Error).message}`);
+    const served = conn.serve().then(
+      () => "input closed",
+      (e) => `protocol error: ${(e as Error).message}`,
+    );
+    const why = await Promise.race([served, gone]);
+    clean = why === "input closed" && active === 0;
+    if (!clean) console.error(`postgresql: host connection ended: ${why}; stopping`);
   } finally {
-    try {
-      await onClose();
-    } finally {
-      await conn.flushed();
+    for (const sig of signals) {
+      try {
+        Deno.removeSignalListener(sig, onSignal[sig]);
+      } catch { /* not supported here */ }
     }
+    await within(onClose(), SHUTDOWN_GRACE_MS);
+    await stopAll();
+    await removeAllTempFiles();
+    await within(conn.flushed(), SHUTDOWN_GRACE_MS);
   }
+  return clean;
 }

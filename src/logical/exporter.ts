@@ -5,13 +5,34 @@
 // psql, the database named by the file (with or without the numbered prefix).
 
 import type { ExportEntry, ExporterConnector, InitParams } from "../kloset/connector.ts";
-import { ping } from "../pg/client.ts";
+import { connect } from "../pg/client.ts";
 import { type ExportOptions, parseExportConfig } from "../pg/config.ts";
-import { error as logError } from "../pg/log.ts";
+import { describeConnectError, ServerError } from "../pg/errors.ts";
+import { IamTokenError } from "../pg/iam.ts";
+import { error as logError, warn } from "../pg/log.ts";
 import { databaseFromPath } from "../pg/names.ts";
+import { effectiveUser } from "../pg/pgpass.ts";
 import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
-import { connArgs, dbnameArg, toolEnv, toolPath, toolWithInput } from "../pg/tools.ts";
-import { idempotentRoles, peek } from "./sql_stream.ts";
+import {
+  connArgs,
+  dbnameArg,
+  toolEnv,
+  toolOutput,
+  toolPath,
+  toolWithInput,
+  withRole,
+} from "../pg/tools.ts";
+import { checkSpoolSpace, spool, systemTempDir } from "./spool.ts";
+import {
+  type Completion,
+  completionGuard,
+  expectedCompletion,
+  idempotentRoles,
+  peek,
+} from "./sql_stream.ts";
+import { recreateViaTemporary } from "./safe_restore.ts";
+import { chooseRestoreTools } from "./client_tools.ts";
+import { report, restorePreflight } from "./preflight.ts";
 
 /** What a snapshot file is, decided from its first bytes and its name. */
 export type FileKind =
@@ -56,21 +77,77 @@ export function pgRestoreArgs(opts: ExportOptions, database: string): string[] {
     // postgres and template1 always exist and are never dropped (as
     // pg_dumpall does): recreate on them means restoring objects with --clean.
     args.push("-d", dbnameArg(database));
-    if (opts.clean || opts.recreate) args.push("--clean", "--if-exists");
+    if (opts.clean || opts.recreate) {
+      args.push("--clean", "--if-exists");
+      // One transaction: a dump that fails midway rolls back its drops too.
+      if (opts.atomic) args.push("--single-transaction");
+    }
+  }
+  if (opts.singleTransaction && !args.includes("--single-transaction")) {
+    args.push("--single-transaction");
   }
   if (opts.exitOnError) args.push("-e");
   if (opts.noOwner) args.push("--no-owner");
+  if (opts.noPrivileges) args.push("-x");
+  if (opts.noComments) args.push("--no-comments");
+  if (opts.role) args.push(`--role=${opts.role}`);
   if (opts.schemaOnly) args.push("-s");
   else if (opts.dataOnly) args.push("-a");
   return args;
 }
 
-/** Builds the psql argv for a SQL script run against `database`. */
-export function psqlArgs(opts: ExportOptions, database: string): string[] {
+/**
+ * Builds the psql argv for a SQL script run against `database`. A `guarded`
+ * script (pg_dump's or pg_dumpall's, see completionGuard) runs in one
+ * transaction: without exit_on_error, ON_ERROR_ROLLBACK keeps a failed
+ * statement from aborting the rest, as it would outside a transaction.
+ */
+export function psqlArgs(opts: ExportOptions, database: string, guarded = false): string[] {
   const args = [...connArgs(opts.conn), "-X", "-q"];
   if (opts.exitOnError) args.push("-v", "ON_ERROR_STOP=1");
+  else if (guarded) args.push("-v", "ON_ERROR_ROLLBACK=on");
   args.push("-d", dbnameArg(database));
   return args;
+}
+
+/**
+ * Whether a custom-format dump restores with pg_restore -j from a spooled
+ * file: jobs of 2 or more, and pg_restore not asked for one transaction (the
+ * postgres and template1 databases under atomic recreate=true get clean=true's
+ * single transaction, so they stream instead).
+ */
+export function restoresInParallel(opts: ExportOptions, args: string[]): boolean {
+  return opts.jobs > 1 && !args.includes("--single-transaction");
+}
+
+/** A tool's error that means the server cannot be reached or refuses this user, for any file. */
+export function isUnreachable(message: string): boolean {
+  return /connection to server .*failed: (?:Connection refused|timeout expired|No route to host|Network is unreachable|could not translate host name|.*password authentication failed|.*no pg_hba\.conf entry)/
+    .test(message) || /could not connect to server/.test(message);
+}
+
+/** A failed check that every tool would fail too: unreachable, timed out, or refused credentials. */
+function isTargetDown(err: unknown): boolean {
+  // postgres+aws:// without credentials: no tool can get a token either.
+  if (err instanceof IamTokenError) return true;
+  const e = err as { code?: string; message?: string } | undefined;
+  const codes = [
+    "ECONNREFUSED",
+    "ENOTFOUND",
+    "EAI_AGAIN",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "ETIMEDOUT",
+    "28P01", // invalid_password
+    "28000", // invalid_authorization_specification (pg_hba.conf)
+  ];
+  return codes.includes(e?.code ?? "") ||
+    /timeout|timed out|asks for a password/i.test(e?.message ?? String(err));
+}
+
+/** Databases the one-time target check tries, in order (the first that exists answers). */
+function probeDatabases(explicit: string | undefined): string[] {
+  return [...new Set([explicit ?? "postgres", "postgres", "template1"])];
 }
 
 export async function createLogicalExporter(
@@ -87,6 +164,15 @@ class LogicalExporter implements ExporterConnector {
   readonly #pem: PemFiles;
   readonly #failures: string[] = [];
   #restoredIntoExplicit: string | undefined;
+  /** The one-time check of the target: resolves to the role the restore is connected as. */
+  #target: Promise<string> | undefined;
+  /** Set once the target could not be reached: every later file fails with it at once. */
+  #unreachable: Error | undefined;
+  #unreachableSaid = false;
+  /** Databases the snapshot's per-database files name, restored or not. */
+  readonly #seenDatabases = new Set<string>();
+  /** Whether a full pg_dumpall script (all databases) was restored. */
+  #sawCluster = false;
 
   constructor(opts: ExportOptions, pem: PemFiles) {
     this.#opts = opts;
@@ -97,26 +183,108 @@ class LogicalExporter implements ExporterConnector {
     return { origin: this.#opts.conn.host, type: "postgresql", root: "/", flags: 0 };
   }
 
+  /** A real round trip, then the preflight checks (src/logical/preflight.ts). */
   async ping(): Promise<void> {
-    await ping(this.#opts.conn, this.#opts.database ?? "postgres");
+    report(await restorePreflight(this.#opts));
   }
 
   async restore(
     entry: ExportEntry,
     content: ReadableStream<Uint8Array> | null,
+    signal?: AbortSignal,
   ): Promise<void> {
     if (entry.isDir || content === null) return;
     try {
-      await this.#restoreFile(entry, content);
+      await this.#restoreFile(entry, content, signal);
     } catch (e) {
       const message = (e as Error).message ?? String(e);
       this.#failures.push(`${entry.pathname}: ${message}`);
-      logError(`restore of ${entry.pathname} failed: ${message}`);
+      // An unreachable target is said once, not once per file.
+      if (e !== this.#unreachable || !this.#unreachableSaid) {
+        logError(`restore of ${entry.pathname} failed: ${message}`);
+      }
+      if (e === this.#unreachable) this.#unreachableSaid = true;
+      if (this.#unreachable === undefined && isUnreachable(message)) {
+        this.#unreachable = new ServerError(`the target could not be reached: ${message}`);
+      }
       throw e;
     }
   }
 
-  async #restoreFile(entry: ExportEntry, content: ReadableStream<Uint8Array>): Promise<void> {
+  /**
+   * Checks once, before the first tool runs, that the target answers, and
+   * asks it which role this restore is connected as (libpq's default user
+   * when none is configured). When it does not answer, this and every later
+   * file fail at once with that reason instead of waiting connect_timeout
+   * each; their content is drained by the caller.
+   */
+  #checkTarget(): Promise<string> {
+    if (this.#unreachable) return Promise.reject(this.#unreachable);
+    this.#target ??= this.#probe().catch((e) => {
+      this.#unreachable = e instanceof Error ? e : new Error(String(e));
+      throw this.#unreachable;
+    });
+    return this.#target;
+  }
+
+  async #probe(): Promise<string> {
+    const conn = this.#opts.conn;
+    let last: unknown;
+    let row: { u: string; v: string } | undefined;
+    for (const database of probeDatabases(this.#opts.database)) {
+      try {
+        const client = await connect(conn, database);
+        let r;
+        try {
+          r = await client.query<{ u: string; v: string }>(
+            "SELECT current_user AS u, current_setting('server_version_num') AS v",
+          );
+        } finally {
+          await client.end().catch(() => {});
+        }
+        row = r.rows[0];
+        break;
+      } catch (e) {
+        last = e;
+        // The server answered: that database is missing; another will do.
+        if ((e as { code?: string }).code === "3D000") continue;
+        break;
+      }
+    }
+    if (row) {
+      // Tools of the target's major when PATH's are older (pg_bin_search).
+      if (!this.#opts.pgBinDir) {
+        const choice = await chooseRestoreTools(this.#opts, Number(row.v));
+        if (choice?.searched) this.#opts.pgBinDir = choice.binDir;
+      }
+      return row.u;
+    }
+    const reason = describeConnectError(conn, probeDatabases(this.#opts.database)[0], last);
+    if (isTargetDown(last)) throw new ServerError(reason);
+    // Something the catalog client cannot do that the tools may (another
+    // authentication method...): let them try, as the user libpq would pick.
+    warn(`could not check the target before restoring (${reason}); going on with the tools`);
+    return effectiveUser(conn.username);
+  }
+
+  /** Globals of a pg_dumpall script, minus what would lock the restore out of the target. */
+  #globalsFilter(me: string): TransformStream<Uint8Array, Uint8Array> {
+    return idempotentRoles({
+      keep: me,
+      onKept: (role) =>
+        warn(
+          `globals: kept the password and attributes of role ${
+            JSON.stringify(role)
+          }, the role this restore connects as (the snapshot's ALTER ROLE for it was skipped)`,
+        ),
+    });
+  }
+
+  async #restoreFile(
+    entry: ExportEntry,
+    content: ReadableStream<Uint8Array>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const opts = this.#opts;
     if (entry.error) {
       throw new Error(`the snapshot recorded this file as failed at backup time: ${entry.error}`);
@@ -136,9 +304,10 @@ class LogicalExporter implements ExporterConnector {
           return;
         }
         await this.#psql(
-          stream.pipeThrough(idempotentRoles()),
+          stream.pipeThrough(this.#globalsFilter(await this.#checkTarget())),
           "postgres",
           `globals ${entry.pathname}`,
+          expectedCompletion(head),
         );
         return;
       case "cluster":
@@ -148,21 +317,33 @@ class LogicalExporter implements ExporterConnector {
             "a pg_dumpall script restores every database: it cannot be filtered with databases=; restore it without databases=",
           );
         }
+        this.#sawCluster = true;
         await this.#psql(
-          stream.pipeThrough(idempotentRoles()),
+          stream.pipeThrough(this.#globalsFilter(await this.#checkTarget())),
           "postgres",
           `cluster script ${entry.pathname}`,
+          expectedCompletion(head),
         );
         return;
       case "custom":
       case "sql": {
+        this.#seenDatabases.add(fromName);
         if (!selected(fromName)) {
           await stream.cancel();
           return;
         }
         const target = this.#targetDatabase(fromName);
-        if (kind.kind === "custom") await this.#pgRestore(stream, target, entry.pathname);
-        else await this.#psql(stream, target, `SQL script ${entry.pathname}`);
+        await this.#checkTarget();
+        if (kind.kind === "custom") {
+          await this.#pgRestore(stream, target, entry.pathname, entry.fileInfo?.size ?? 0, signal);
+        } else {
+          await this.#psql(
+            stream,
+            target,
+            `SQL script ${entry.pathname}`,
+            expectedCompletion(head),
+          );
+        }
         return;
       }
       case "unknown":
@@ -186,41 +367,141 @@ class LogicalExporter implements ExporterConnector {
     return explicit;
   }
 
-  async #pgRestore(input: ReadableStream<Uint8Array>, database: string, pathname: string) {
+  async #pgRestore(
+    input: ReadableStream<Uint8Array>,
+    database: string,
+    pathname: string,
+    size: number,
+    signal?: AbortSignal,
+  ) {
     const opts = this.#opts;
-    await toolWithInput({
+    if (opts.recreate && opts.atomic && !ALWAYS_PRESENT.includes(database)) {
+      // Restore into a temporary database, swapped in only on success.
+      const into = { ...opts, recreate: false, clean: false, exitOnError: true };
+      const parallel = restoresInParallel(into, pgRestoreArgs(into, database));
+      // Checked before the temporary database is made: no room, nothing done.
+      if (parallel) await this.#checkSpool(input, size);
+      await recreateViaTemporary(input, {
+        opts,
+        fileDatabase: database,
+        restoreInto: async (temporary, stream) => {
+          await this.#runPgRestore(
+            into,
+            stream,
+            temporary,
+            pathname,
+            parallel ? size : undefined,
+            signal,
+          );
+        },
+      });
+      return;
+    }
+    try {
+      const parallel = restoresInParallel(opts, pgRestoreArgs(opts, database));
+      await this.#runPgRestore(
+        opts,
+        input,
+        database,
+        pathname,
+        parallel ? size : undefined,
+        signal,
+      );
+    } catch (e) {
+      // One transaction holds a lock per object it touches: a large database
+      // can exhaust the server's lock table. Nothing was changed; say how out.
+      const message = (e as Error).message ?? "";
+      if (
+        opts.atomic && (opts.clean || opts.recreate) && /max_locks_per_transaction/.test(message)
+      ) {
+        throw new Error(
+          `${message} (the restore ran in one transaction and changed nothing: raise max_locks_per_transaction on the server, or set atomic=false to restore without a transaction)`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** Fails (and cancels the input) when spool_dir has no room for the file. */
+  async #checkSpool(input: ReadableStream<Uint8Array>, size: number): Promise<void> {
+    try {
+      await checkSpoolSpace(this.#opts.spoolDir ?? systemTempDir(), size);
+    } catch (e) {
+      await input.cancel().catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * Runs pg_restore on one archive: streamed into its stdin, or, with
+   * `spoolSize` set (jobs=N), spooled to a file first and restored from it
+   * with -j N; the file is removed whatever happens.
+   */
+  async #runPgRestore(
+    opts: ExportOptions,
+    input: ReadableStream<Uint8Array>,
+    database: string,
+    pathname: string,
+    spoolSize: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const spec = {
       bin: toolPath(opts.pgBinDir, "pg_restore"),
       args: pgRestoreArgs(opts, database),
       env: await toolEnv(opts.conn),
       what: `of ${pathname} into database ${JSON.stringify(database)}`,
       secrets: [opts.conn.password],
-    }, input);
+      signal,
+    };
+    if (spoolSize === undefined) {
+      await toolWithInput(spec, input);
+      return;
+    }
+    await using file = await spool(input, { dir: opts.spoolDir, size: spoolSize, signal });
+    await toolOutput({
+      ...spec,
+      args: [...spec.args, "-j", String(opts.jobs), file.path],
+      what: `-j ${opts.jobs} ${spec.what}`,
+    });
   }
 
   /**
    * Feeds a script to psql. psql exits 0 after failed statements unless
    * ON_ERROR_STOP is set, so its ERROR lines decide: any error fails the file.
+   * A script written by pg_dump or pg_dumpall (`completion` set) runs through
+   * completionGuard: one that lacks its completion line is truncated and
+   * fails, with nothing of it committed where it ran in one transaction.
    */
   async #psql(
     input: ReadableStream<Uint8Array>,
     database: string,
     what: string,
+    completion?: Completion,
   ) {
-    const opts = this.#opts;
     const errors: string[] = [];
-    await toolWithInput(
-      {
-        bin: toolPath(opts.pgBinDir, "psql"),
-        args: psqlArgs(opts, database),
-        env: await toolEnv(opts.conn),
-        what: `of ${what} into database ${JSON.stringify(database)}`,
-        secrets: [opts.conn.password],
-      },
-      input,
-      (line) => {
-        if (/\bERROR:/.test(line) || /^psql:.*FATAL:/.test(line)) errors.push(line.trim());
-      },
-    );
+    const guard = completion ? completionGuard(completion) : undefined;
+    if (guard) input = input.pipeThrough(guard.transform);
+    const truncated = (also: string[]) => {
+      const ended = guard?.result();
+      if (!completion || !ended?.ended || ended.complete) return undefined;
+      const applied = ended.atomic
+        ? "nothing of it was committed"
+        : `the part before the cut was applied (after ${ended.breaker} it cannot run in one transaction): check the target`;
+      return new Error(
+        `${what} is truncated: it lacks ${completion.tool}'s last line "${completion.line}"; ${applied}${
+          also.length > 0 ? ` (psql also reported: ${also.slice(0, 2).join(" | ")})` : ""
+        }`,
+      );
+    };
+    try {
+      await this.#runPsql(input, database, what, guard !== undefined, errors);
+    } catch (e) {
+      // psql stopped at the cut statement (exit_on_error): the cut is the cause.
+      throw truncated([(e as Error).message]) ?? e;
+    }
+    const cut = truncated(errors);
+    if (cut) throw cut;
     if (errors.length > 0) {
       throw new Error(
         `psql reported ${errors.length} error(s) restoring ${what}: ${
@@ -230,20 +511,71 @@ class LogicalExporter implements ExporterConnector {
     }
   }
 
-  finish(): Promise<void> {
-    if (this.#failures.length > 0 && !this.#opts.allowPartial) {
-      return Promise.reject(
-        new Error(
-          `restore failed for ${this.#failures.length} file(s): ${
-            this.#failures.join("; ").slice(0, 1500)
-          }`,
-        ),
-      );
+  async #runPsql(
+    input: ReadableStream<Uint8Array>,
+    database: string,
+    what: string,
+    guarded: boolean,
+    errors: string[],
+  ): Promise<void> {
+    const opts = this.#opts;
+    await toolWithInput(
+      {
+        bin: toolPath(opts.pgBinDir, "psql"),
+        args: psqlArgs(opts, database, guarded),
+        env: withRole(await toolEnv(opts.conn), opts.role),
+        what: `of ${what} into database ${JSON.stringify(database)}`,
+        secrets: [opts.conn.password],
+      },
+      input,
+      (line) => {
+        if (/\bERROR:/.test(line) || /^psql:.*FATAL:/.test(line)) errors.push(line.trim());
+      },
+    );
+  }
+
+  /** Why the restore as a whole did not do what was asked, beyond failed files. */
+  #unmet(): string | undefined {
+    const opts = this.#opts;
+    const held = [...this.#seenDatabases].sort();
+    const holds = held.length > 0
+      ? `the snapshot holds ${listNames(held)}`
+      : "the snapshot holds no database dump";
+    if (opts.databases.length > 0) {
+      const missing = opts.databases.filter((d) => !this.#seenDatabases.has(d));
+      if (missing.length > 0) {
+        return `databases=${opts.databases.join(",")}: no dump of ${
+          listNames(missing)
+        } in the snapshot (${holds}): check the names`;
+      }
+    } else if (opts.database !== undefined && held.length === 0 && !this.#sawCluster) {
+      return `database=${opts.database} was asked for but no database was restored: ${holds}`;
     }
-    return Promise.resolve();
+    return undefined;
+  }
+
+  finish(): Promise<void> {
+    const unmet = this.#unmet();
+    let reason = unmet;
+    if (this.#failures.length > 0 && !this.#opts.allowPartial) {
+      const failed = `restore failed for ${this.#failures.length} file(s): ${
+        this.#failures.join("; ").slice(0, 1500)
+      }`;
+      reason = unmet ? `${unmet}; ${failed}` : failed;
+    }
+    if (reason === undefined) return Promise.resolve();
+    // plakar does not show why the Export call failed: say it here.
+    if (unmet) logError(unmet);
+    return Promise.reject(new Error(reason));
   }
 
   async close(): Promise<void> {
     await this.#pem.remove();
   }
+}
+
+/** `"a", "b" and 3 more`: names for a one-line message. */
+function listNames(names: string[], max = 20): string {
+  const shown = names.slice(0, max).map((n) => JSON.stringify(n)).join(", ");
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
 }

@@ -9,21 +9,19 @@ import {
   type ImporterConnector,
   type InitParams,
 } from "../kloset/connector.ts";
-import { connectExplained, ping } from "../pg/client.ts";
+import { connectExplained } from "../pg/client.ts";
 import { type ImportOptions, parseImportConfig } from "../pg/config.ts";
-import { buildManifest } from "../pg/manifest.ts";
+import { buildManifest, planDatabases, type SkippedDatabase } from "../pg/manifest.ts";
 import { dumpPath, GLOBALS_PATH, MANIFEST_PATH } from "../pg/names.ts";
 import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
-import {
-  connArgs,
-  dbnameArg,
-  toolEnv,
-  toolPath,
-  toolStdout,
-  toolVersionLine,
-} from "../pg/tools.ts";
+import { connArgs, dbnameArg, toolEnv, toolPath, toolStdout } from "../pg/tools.ts";
 import { ServerError } from "../pg/errors.ts";
 import { warn } from "../pg/log.ts";
+import { describeBackupRole, rolePasswordsWarning } from "../pg/backup_role.ts";
+import { DumpSlots } from "./dump_slots.ts";
+import { backupPreflight, report } from "./preflight.ts";
+import { chooseDumpTools } from "./client_tools.ts";
+import { explainLockTimeout } from "./lock_timeout.ts";
 
 /** Builds the pg_dump argv for one database (connection flags first). */
 export function pgDumpArgs(opts: ImportOptions, database: string): string[] {
@@ -31,6 +29,7 @@ export function pgDumpArgs(opts: ImportOptions, database: string): string[] {
   if (!opts.compress) args.push("-Z0");
   if (opts.schemaOnly) args.push("-s");
   else if (opts.dataOnly) args.push("-a");
+  if (opts.lockWaitTimeout) args.push(`--lock-wait-timeout=${opts.lockWaitTimeout}`);
   args.push("-d", dbnameArg(database));
   return args;
 }
@@ -68,10 +67,13 @@ class LogicalImporter implements ImporterConnector {
   readonly #opts: ImportOptions;
   readonly #pem: PemFiles;
   readonly #started = new Date();
+  /** max_parallel_dumps: the tools running at once (pg_dumpall and each pg_dump). */
+  readonly #slots: DumpSlots;
 
   constructor(opts: ImportOptions, pem: PemFiles) {
     this.#opts = opts;
     this.#pem = pem;
+    this.#slots = new DumpSlots(opts.maxParallelDumps);
   }
 
   info() {
@@ -94,13 +96,21 @@ class LogicalImporter implements ImporterConnector {
     return this.#opts.database ?? "postgres";
   }
 
+  /** A real round trip, then the preflight checks (src/logical/preflight.ts). */
   async ping(): Promise<void> {
-    await ping(this.#opts.conn, this.#maintenanceDb());
+    report(await backupPreflight(this.#opts));
   }
 
   /** Lists the databases to dump, in the order of their file numbers. */
   async #databases(): Promise<
-    { databases: string[]; canReadAuthid: boolean; serverVersionNum: number }
+    {
+      databases: string[];
+      /** Full backups: what is left out and why (for the manifest and the warning). */
+      skipped?: SkippedDatabase[];
+      canReadAuthid: boolean;
+      authidWarning?: string;
+      serverVersionNum: number;
+    }
   > {
     const { database, excludeDatabases } = this.#opts;
     const client = await connectExplained(this.#opts.conn, this.#maintenanceDb());
@@ -109,12 +119,14 @@ class LogicalImporter implements ImporterConnector {
         "SELECT current_setting('server_version_num') AS v",
       );
       const serverVersionNum = Number(version.rows[0].v);
-      const rows = await client.query<{ datname: string }>(
-        `SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname COLLATE "C"`,
+      const rows = await client.query<{ datname: string; datallowconn: boolean }>(
+        `SELECT datname, datallowconn FROM pg_database ORDER BY datname COLLATE "C"`,
       );
-      let databases = rows.rows.map((r) => r.datname);
+      const all = rows.rows.map((r) => ({ name: r.datname, allowConn: r.datallowconn }));
+      let databases: string[];
+      let skipped: SkippedDatabase[] | undefined;
       if (database !== undefined) {
-        if (!databases.includes(database)) {
+        if (!all.some((d) => d.name === database && d.allowConn)) {
           throw new ServerError(
             `database ${
               JSON.stringify(database)
@@ -123,17 +135,19 @@ class LogicalImporter implements ImporterConnector {
         }
         databases = [database];
       } else {
-        databases = databases.filter((d) => !excludeDatabases.includes(d));
+        ({ dump: databases, skipped } = planDatabases(all, excludeDatabases));
       }
       let canReadAuthid = true;
+      let authidWarning: string | undefined;
       try {
         await client.query("SELECT 1 FROM pg_authid LIMIT 1");
       } catch (e) {
-        // Only a permission failure means "restricted superuser" (RDS).
+        // Only a permission failure: not a superuser, or a restricted one (RDS).
         if ((e as { code?: string }).code !== "42501") throw e;
         canReadAuthid = false;
+        authidWarning = rolePasswordsWarning(await describeBackupRole(client));
       }
-      return { databases, canReadAuthid, serverVersionNum };
+      return { databases, skipped, canReadAuthid, authidWarning, serverVersionNum };
     } finally {
       await client.end().catch(() => {});
     }
@@ -141,16 +155,23 @@ class LogicalImporter implements ImporterConnector {
 
   async *entries(): AsyncIterable<ImportEntry> {
     const opts = this.#opts;
-    const pgDump = toolPath(opts.pgBinDir, "pg_dump");
-    const pgDumpVersion = await toolVersionLine(pgDump);
-    const { databases, canReadAuthid, serverVersionNum } = await this.#databases();
-    const toolMaj = toolMajor(pgDumpVersion);
-    const serverMaj = serverVersionNum >= 100000
-      ? Math.floor(serverVersionNum / 10000)
-      : Math.floor(serverVersionNum / 100) / 100;
-    if (toolMaj !== undefined && toolMaj < serverMaj) {
-      throw new ServerError(
-        `${pgDumpVersion} cannot dump a PostgreSQL ${serverMaj} server at ${opts.conn.host}:${opts.conn.port}: install the client tools of major ${serverMaj} or newer and set pg_bin_dir`,
+    const { databases, skipped, canReadAuthid, authidWarning, serverVersionNum } = await this
+      .#databases();
+    // pg_bin_dir, else PATH's pg_dump if recent enough, else pg_bin_search's best.
+    const tools = await chooseDumpTools(opts, serverVersionNum);
+    const pgDump = toolPath(tools.binDir, "pg_dump");
+    const pgDumpVersion = tools.versionLine;
+
+    // template0 never allows connections: a warning for it on every backup
+    // would be noise (it is still listed in the manifest).
+    const closed = (skipped ?? []).filter((d) =>
+      d.reason === "datallowconn=false" && d.name !== "template0"
+    );
+    if (closed.length) {
+      warn(
+        `not backed up, because they do not allow connections (datallowconn = false): ${
+          closed.map((d) => JSON.stringify(d.name)).join(", ")
+        } (listed in /manifest.json under skipped_databases)`,
       );
     }
 
@@ -159,9 +180,13 @@ class LogicalImporter implements ImporterConnector {
       connector: "postgresql",
       database: opts.database,
       excludeDatabases: opts.excludeDatabases,
+      skippedDatabases: skipped,
       dumpFormat: "custom",
       options: { schema_only: opts.schemaOnly, data_only: opts.dataOnly, compress: opts.compress },
-      toolVersion: { pg_dump_version: pgDumpVersion },
+      toolVersion: {
+        pg_dump_version: pgDumpVersion,
+        ...(tools.binDir ? { pg_bin_dir: tools.binDir } : {}),
+      },
     });
     const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
     yield this.#fileEntry(MANIFEST_PATH, () =>
@@ -176,35 +201,42 @@ class LogicalImporter implements ImporterConnector {
     const secrets = [opts.conn.password];
     // Globals are roles and tablespaces: schema, so a data-only backup skips them.
     if (!opts.dataOnly) {
-      if (!canReadAuthid) {
-        warn(
-          "cannot read pg_authid (restricted superuser, e.g. RDS): role passwords are left out of /00000-globals.sql; restored roles will have no password",
-        );
-      }
+      if (!canReadAuthid) warn(authidWarning!);
       const args = pgDumpallArgs(opts, !canReadAuthid, opts.database);
-      const bin = toolPath(opts.pgBinDir, "pg_dumpall");
-      yield this.#fileEntry(GLOBALS_PATH, async () =>
-        toolStdout({
-          bin,
-          args,
-          env: await this.#freshEnv(env),
-          what: "--globals-only (roles and tablespaces)",
-          secrets,
-        }));
+      const bin = toolPath(tools.binDir, "pg_dumpall");
+      yield this.#fileEntry(GLOBALS_PATH, () =>
+        this.#slots.start(async (onExit) =>
+          toolStdout({
+            bin,
+            args,
+            env: await this.#freshEnv(env),
+            what: "--globals-only (roles and tablespaces)",
+            secrets,
+            onExit,
+          })
+        ));
     }
 
     let n = 0;
     for (const database of databases) {
       n++;
       const args = pgDumpArgs(opts, database);
-      yield this.#fileEntry(dumpPath(n, database), async () =>
-        toolStdout({
-          bin: pgDump,
-          args,
-          env: await this.#freshEnv(env),
-          what: `of database ${JSON.stringify(database)}`,
-          secrets,
-        }));
+      const timeout = opts.lockWaitTimeout;
+      yield this.#fileEntry(
+        dumpPath(n, database),
+        () =>
+          this.#slots.start(async (onExit) =>
+            toolStdout({
+              bin: pgDump,
+              args,
+              env: await this.#freshEnv(env),
+              what: `of database ${JSON.stringify(database)}`,
+              secrets,
+              onExit,
+              explain: timeout ? (e) => explainLockTimeout(e, timeout) : undefined,
+            })
+          ),
+      );
     }
   }
 
@@ -231,6 +263,7 @@ class LogicalImporter implements ImporterConnector {
   }
 
   async close(): Promise<void> {
+    this.#slots.close();
     await this.#pem.remove();
   }
 }

@@ -3,7 +3,10 @@ import { serveExporter } from "../kloset/server.ts";
 import { createLogicalExporter } from "../logical/exporter.ts";
 
 if (import.meta.main) {
-  await serveExporter((p) =>
+  const clean = await serveExporter((p) =>
     createLogicalExporter(p, p.proto === "postgres+aws" ? "aws" : "logical")
   );
+  // Exit now: nothing of ours may outlive the host (a pending read of stdin
+  // would otherwise keep the process alive).
+  Deno.exit(clean ? 0 : 1);
 }

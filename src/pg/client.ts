@@ -1,14 +1,79 @@
 // A catalog connection through npm:pg with the same TLS semantics as libpq's
-// sslmode, so that introspection and ping see the server the way pg_dump does.
+// sslmode, and the same user and password rules (option, PGPASSWORD, then the
+// password file), so that introspection and ping see the server the way
+// pg_dump does.
 
 // @ts-types="@types/pg"
 import pg from "pg";
 import type { ConnConfig } from "./conn.ts";
 import { describeConnectError, ServerError } from "./errors.ts";
+import { effectiveUser, lookupPassword, type PgpassLookup } from "./pgpass.ts";
+
+/**
+ * Asks the server to check every 2 s, while a query runs, that the client is
+ * still there (PostgreSQL 14+, Linux). Without it a backend whose client died
+ * while it waited on a lock (pg_dump behind a migration's ACCESS EXCLUSIVE, a
+ * catalog query calling pg_get_indexdef) stays until it gets that lock, and
+ * then holds its own. Older servers refuse the setting at connection time.
+ */
+export const CLIENT_CHECK_OPTION = "-c client_connection_check_interval=2000";
+
+/** Servers (host:port) known to refuse CLIENT_CHECK_OPTION (PostgreSQL 13 and older). */
+const noClientCheck = new Set<string>();
+
+/**
+ * Whether tools started against `conn` may pass CLIENT_CHECK_OPTION: true
+ * once a catalog connection has shown the server accepts it.
+ */
+export function clientCheckSupported(conn: ConnConfig): boolean {
+  return clientCheckKnown.has(`${conn.host}:${conn.port}`) &&
+    !noClientCheck.has(`${conn.host}:${conn.port}`);
+}
+const clientCheckKnown = new Set<string>();
 
 /** Resolves the password (static or a fresh token). */
 export async function currentPassword(conn: ConnConfig): Promise<string | undefined> {
   return conn.passwordProvider ? await conn.passwordProvider() : conn.password;
+}
+
+/** A connection's password and, when it came from (or was sought in) the password file, that lookup. */
+export interface ResolvedPassword {
+  password?: string;
+  lookup?: PgpassLookup;
+}
+
+/**
+ * libpq's order: the password option (or a fresh IAM token), then
+ * PGPASSWORD, then the first matching line of the password file.
+ */
+export async function resolvePassword(
+  conn: ConnConfig,
+  database: string,
+  user: string,
+): Promise<ResolvedPassword> {
+  const explicit = await currentPassword(conn);
+  if (explicit) return { password: explicit };
+  const env = Deno.env.get("PGPASSWORD");
+  if (env) return { password: env };
+  const lookup = await lookupPassword({ host: conn.host, port: conn.port, database, user });
+  return { password: lookup.password, lookup };
+}
+
+/** Why there is no password, and how to give one, for a server that asks for it. */
+export function noPasswordMessage(
+  conn: ConnConfig,
+  database: string,
+  user: string,
+  lookup: PgpassLookup | undefined,
+): string {
+  const line = [conn.host.startsWith("/") ? "localhost" : conn.host, conn.port, database, user]
+    .map((f) => String(f).replace(/[\\:]/g, "\\$&")).join(":");
+  const file = lookup
+    ? lookup.skipped
+      ? `; the password file ${lookup.file} was not used: ${lookup.skipped}`
+      : `; no line of the password file ${lookup.file} matches ${line}`
+    : "";
+  return `the server asks for a password and none was given: set password= (or PGPASSWORD), or add the line ${line}:PASSWORD to the password file (~/.pgpass, or the file PGPASSFILE names, mode 0600)${file}`;
 }
 
 /** The `ssl` option for pg.Client that mirrors libpq's sslmode. */
@@ -56,25 +121,44 @@ export async function pgSsl(conn: ConnConfig): Promise<false | Record<string, un
  * default) a server without TLS is retried in cleartext, as libpq does.
  */
 export async function connect(conn: ConnConfig, database: string): Promise<pg.Client> {
+  const user = effectiveUser(conn.username);
+  const { password, lookup } = await resolvePassword(conn, database, user);
   const base = {
     host: conn.host,
     port: conn.port,
-    user: conn.username,
-    password: await currentPassword(conn),
+    user,
+    // Never undefined: npm:pg would then read the password file its own way.
+    // Called only when the server asks for a password.
+    password: password ?? (() => {
+      throw new Error(noPasswordMessage(conn, database, user, lookup));
+    }),
     database,
     connectionTimeoutMillis: conn.connectTimeout * 1000,
     application_name: "plakar-postgresql",
   };
-  const attempt = async (ssl: false | Record<string, unknown>) => {
-    const client = new pg.Client({ ...base, ssl });
+  const server = `${conn.host}:${conn.port}`;
+  const attempt = async (ssl: false | Record<string, unknown>): Promise<pg.Client> => {
+    const check = !noClientCheck.has(server);
+    const client = new pg.Client({
+      ...base,
+      ssl,
+      ...(check ? { options: CLIENT_CHECK_OPTION } : {}),
+    });
     // An idle-connection error must not crash the plugin process.
     client.on("error", () => {});
     try {
       await client.connect();
+      clientCheckKnown.add(server);
       return client;
     } catch (e) {
       await client.end().catch(() => {});
-      throw e;
+      // 42704: unrecognized configuration parameter (a server before 14).
+      if (check && (e as { code?: string }).code === "42704") {
+        noClientCheck.add(server);
+        clientCheckKnown.add(server);
+        return await attempt(ssl);
+      }
+      throw fromPasswordFile(e, lookup);
     }
   };
   const ssl = await pgSsl(conn);
@@ -87,6 +171,17 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     }
   }
   return await attempt(ssl);
+}
+
+/** A rejected password that came from the password file says so (libpq does too). */
+function fromPasswordFile(e: unknown, lookup: PgpassLookup | undefined): unknown {
+  const err = e as { code?: string; message?: string };
+  if (!lookup?.password || err?.code !== "28P01") return e;
+  const wrapped = new Error(
+    `${err.message} (the password came from the password file ${lookup.file}: correct its line for this host:port:database:user)`,
+    { cause: e },
+  );
+  return Object.assign(wrapped, { code: err.code });
 }
 
 /** Connects like `connect`, but a failure says where it tried and the server's reason. */

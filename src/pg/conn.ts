@@ -1,20 +1,27 @@
 // The resolved connection to one PostgreSQL server, shared by every tool we
 // run and by the catalog client. Built once from the URI and its overrides
 // (see config.ts); the password travels only through the environment
-// (PGPASSWORD) or the pg client's config, never through argv or a DSN.
+// (PGPASSWORD) or the pg client's config, never through argv or a DSN. With
+// no password, both sides take PGPASSWORD or libpq's password file
+// (pgpass.ts), the same file and the same line.
 
 /** One resolved connection. */
 export interface ConnConfig {
   host: string;
   port: number;
+  /** Undefined: PGUSER, else the operating-system user (libpq's default). */
   username?: string;
+  /** Undefined: PGPASSWORD, else the password file (~/.pgpass or PGPASSFILE). */
   password?: string;
   /** @default "prefer" */
   sslMode: SslMode;
   sslCert?: string;
   sslKey?: string;
   sslRootCert?: string;
-  /** Seconds allowed to connect (PGCONNECT_TIMEOUT, pg's connectionTimeoutMillis). @default 10 */
+  /**
+   * Seconds allowed to connect (PGCONNECT_TIMEOUT, pg's connectionTimeoutMillis),
+   * 1 to 86400 (config.ts checks the range). @default 10
+   */
   connectTimeout: number;
   /**
    * Called before each connection or tool run when the password is a

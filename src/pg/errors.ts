@@ -3,6 +3,7 @@
 // without secrets.
 
 import type { ConnConfig } from "./conn.ts";
+import { IAM_REFUSED_HINT, IamTokenError, isAuthRefused } from "./iam.ts";
 
 /** A failure reported by (or about reaching) the PostgreSQL server. */
 export class ServerError extends Error {
@@ -14,8 +15,12 @@ export class ServerError extends Error {
 
 /** "cannot connect to host:port (database "x") as user "u": <reason>" */
 export function describeConnectError(conn: ConnConfig, database: string, err: unknown): string {
+  // postgres+aws://: no token could be signed; that message says what to do.
+  if (err instanceof IamTokenError) return err.message;
   const e = err as { message?: string; code?: string };
   let reason = e?.message ?? String(err);
+  // postgres+aws://: a token was signed but the server would not take it.
+  if (conn.passwordProvider && isAuthRefused(err)) reason = `${reason}; ${IAM_REFUSED_HINT}`;
   if (e?.code === "ECONNREFUSED") {
     reason = "connection refused (is the server running and listening on that port?)";
   }

@@ -3,6 +3,12 @@
 // reading either integration's manifests read ours. Collection is best
 // effort: a query that fails leaves its field out with one warning line.
 // It never holds a secret (no passwords, no archive_command, no DSN).
+//
+// Detailing a database needs a connection to it, and on a cluster of many
+// small databases those connections are most of the manifest's cost: each
+// database gets exactly one, reused for its three sections, and a few
+// databases are detailed at a time (DETAIL_CONCURRENCY), so that the
+// server's cores work in parallel instead of one backend at a time.
 
 import {
   type ClusterConfig,
@@ -21,14 +27,50 @@ import { connect } from "./client.ts";
 import type { ConnConfig } from "./conn.ts";
 import { warn as warnLine } from "./log.ts";
 
+/** How many databases are detailed at once (one connection each). */
+export const DETAIL_CONCURRENCY = 4;
+
+/** A database a full backup leaves out, and why. */
+export interface SkippedDatabase {
+  name: string;
+  /** `excluded` (named in exclude_databases) or `datallowconn=false` (cannot be connected to). */
+  reason: "excluded" | "datallowconn=false";
+}
+
+/**
+ * Which databases a full backup dumps (in file-number order) and which it
+ * skips. `all` is every database of the cluster in `COLLATE "C"` order.
+ * A database that is both excluded and closed to connections is "excluded":
+ * the user's choice is the reason that matters. template0 is listed like any
+ * other closed database, so that the manifest accounts for every database of
+ * the cluster; callers leave it out of warnings (it never allows connections).
+ */
+export function planDatabases(
+  all: { name: string; allowConn: boolean }[],
+  excludeDatabases: string[] = [],
+): { dump: string[]; skipped: SkippedDatabase[] } {
+  const exclude = new Set(excludeDatabases);
+  const dump: string[] = [];
+  const skipped: SkippedDatabase[] = [];
+  for (const d of all) {
+    if (exclude.has(d.name)) skipped.push({ name: d.name, reason: "excluded" });
+    else if (!d.allowConn) skipped.push({ name: d.name, reason: "datallowconn=false" });
+    else dump.push(d.name);
+  }
+  return { dump, skipped };
+}
+
 export interface ManifestRequest {
   conn: ConnConfig;
   connector: string;
   database?: string;
   excludeDatabases?: string[];
+  /** Written as `skipped_databases` (full backups: see planDatabases). */
+  skippedDatabases?: SkippedDatabase[];
   dumpFormat: string;
   options?: Record<string, boolean>;
-  toolVersion?: { pg_dump_version?: string; pg_basebackup_version?: string };
+  /** pg_bin_dir: the tools' directory, when not PATH's (set, or found by pg_bin_search). */
+  toolVersion?: { pg_dump_version?: string; pg_basebackup_version?: string; pg_bin_dir?: string };
   warn?: (line: string) => void;
 }
 
@@ -42,6 +84,8 @@ export interface Manifest {
   server_version_num: number;
   pg_dump_version?: string;
   pg_basebackup_version?: string;
+  /** Not in the reference integration's manifest: where the tools came from, when not PATH. */
+  pg_bin_dir?: string;
   cluster_system_identifier?: string;
   in_recovery: boolean;
   database?: string;
@@ -51,6 +95,8 @@ export interface Manifest {
   roles?: Role[];
   tablespaces?: Tablespace[];
   databases?: DatabaseInfo[];
+  /** Not in the reference integration's manifest: what a full backup left out, and why. */
+  skipped_databases?: SkippedDatabase[];
 }
 
 /** Builds the manifest from the catalog. The connection failing throws; a query failing omits a field. */
@@ -99,6 +145,14 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
     if (req.database) m.database = req.database;
     if (req.options) m.options = req.options;
 
+    // libpq, with sslmode prefer, hears "no TLS" from the server and goes on
+    // in cleartext on the same connection; npm:pg has to open a second one.
+    // Once this connection has learnt that the server has no TLS, the
+    // per-database connections go straight to cleartext: one connection per
+    // database, as pg_dump's.
+    const detailConn: ConnConfig = req.conn.sslMode === "prefer" && !usesTls(client)
+      ? { ...req.conn, sslMode: "disable" }
+      : req.conn;
     const config = await section("cluster_config", () => clusterConfig(client, versionNum, warn));
     if (config) m.cluster_config = config;
     const r = await section("roles", () => roles(client));
@@ -111,9 +165,18 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
       const chosen = all.filter((d) =>
         req.database ? d.name === req.database : !exclude.has(d.name)
       );
-      for (const d of chosen) await detailDatabase(req.conn, d, warn);
+      let next = 0;
+      const worker = async () => {
+        while (next < chosen.length) {
+          await detailDatabase(detailConn, chosen[next++], versionNum, warn);
+        }
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(DETAIL_CONCURRENCY, chosen.length) }, worker),
+      );
       m.databases = chosen;
     }
+    if (req.skippedDatabases) m.skipped_databases = req.skippedDatabases;
     return m;
   } finally {
     await client.end().catch(() => {});
@@ -124,6 +187,7 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
 async function detailDatabase(
   conn: ConnConfig,
   d: DatabaseInfo,
+  versionNum: number,
   warn: (l: string) => void,
 ): Promise<void> {
   let client;
@@ -140,7 +204,7 @@ async function detailDatabase(
       const [field, fn] of [
         ["extensions", () => extensions(client)],
         ["schemas", () => schemas(client)],
-        ["relations", () => relations(client)],
+        ["relations", () => relations(client, versionNum)],
       ] as const
     ) {
       try {
@@ -157,6 +221,11 @@ async function detailDatabase(
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** Whether a connected client talks TLS (npm:pg keeps `ssl: false` for a cleartext one). */
+function usesTls(client: { ssl?: unknown }): boolean {
+  return client.ssl !== false && client.ssl !== undefined;
 }
 
 function oneLine(s: string): string {

@@ -5,9 +5,11 @@
 // contains `=` must never be read as a connection string), and a non-zero
 // exit turns into an error carrying the tail of stderr, secrets removed.
 
-import { currentPassword } from "./client.ts";
+import { CLIENT_CHECK_OPTION, clientCheckSupported, currentPassword } from "./client.ts";
+import { passwordFilePath } from "./pgpass.ts";
 import type { ConnConfig } from "./conn.ts";
-import { widenChildPipe } from "../kloset/pipes.ts";
+import { widenChildPipe } from "../proc/pipes.ts";
+import { track } from "../proc/children.ts";
 
 /** A client tool failed: names the tool and what it was doing, with its stderr. */
 export class ToolError extends Error {
@@ -52,10 +54,32 @@ export async function toolEnv(conn: ConnConfig): Promise<Record<string, string>>
   };
   const password = await currentPassword(conn);
   if (password) env.PGPASSWORD = password;
+  // Else libpq takes PGPASSWORD or the password file: name the file the
+  // catalog connection reads, so both always agree (even without $HOME).
+  else env.PGPASSFILE = passwordFilePath();
   if (conn.sslCert) env.PGSSLCERT = conn.sslCert;
   if (conn.sslKey) env.PGSSLKEY = conn.sslKey;
   if (conn.sslRootCert) env.PGSSLROOTCERT = conn.sslRootCert;
+  // A tool's backend notices within seconds that the tool is gone (killed
+  // because the host went away) even while it waits on a lock: see
+  // CLIENT_CHECK_OPTION. Only once a catalog connection showed the server takes it.
+  if (clientCheckSupported(conn)) {
+    const user = Deno.env.get("PGOPTIONS");
+    env.PGOPTIONS = user ? `${user} ${CLIENT_CHECK_OPTION}` : CLIENT_CHECK_OPTION;
+  }
   return env;
+}
+
+/**
+ * The environment for a tool acting as `role` (the exporter's role=) where
+ * it has no --role (psql): the session's role is set at connection start
+ * through PGOPTIONS (`-c role=NAME`, spaces and backslashes escaped as
+ * libpq's options parser expects).
+ */
+export function withRole(env: Record<string, string>, role: string | undefined) {
+  if (!role) return env;
+  const option = `-c role=${role.replace(/[\\ ]/g, (c) => `\\${c}`)}`;
+  return { ...env, PGOPTIONS: env.PGOPTIONS ? `${env.PGOPTIONS} ${option}` : option };
 }
 
 /** Keeps the head and tail of a tool's output, bounded, for error messages. */
@@ -86,7 +110,7 @@ export class OutputTail {
   text(secrets: (string | undefined)[] = []): string {
     let s = this.#dropped ? `${this.#head} [...] ${this.#tail}` : this.#head + this.#tail;
     for (const secret of secrets) if (secret) s = s.split(secret).join("***");
-    return s.replace(/\s*\n\s*/g, " | ").replace(/\s+/g, " ").trim();
+    return s.trim().replace(/\s*\n\s*/g, " | ").replace(/\s+/g, " ");
   }
 }
 
@@ -99,6 +123,18 @@ export interface ToolSpec {
   what: string;
   /** Values to scrub from messages (the password). */
   secrets?: (string | undefined)[];
+  /** Aborting stops the tool (SIGTERM); its failure is then reported as usual. */
+  signal?: AbortSignal;
+  /** Called once when the tool has exited, or could not start (frees a slot it held). */
+  onExit?: () => void;
+  /** Turns the tool's failure into a clearer error (a known cause said plainly). */
+  explain?: (err: ToolError) => Error;
+}
+
+/** The error for a failed tool, through the spec's `explain` when it has one. */
+function failure(spec: ToolSpec, exitCode: number | null, detail: string): Error {
+  const err = new ToolError(toolName(spec.bin), spec.what, exitCode, detail);
+  return spec.explain ? spec.explain(err) : err;
 }
 
 function toolName(bin: string): string {
@@ -107,14 +143,30 @@ function toolName(bin: string): string {
 
 function spawn(spec: ToolSpec, stdin: "piped" | "null", stdout: "piped" | "null") {
   try {
-    return new Deno.Command(spec.bin, {
-      args: spec.args,
-      env: spec.env,
-      stdin,
-      stdout,
-      stderr: "piped",
-    }).spawn();
+    spec.signal?.throwIfAborted();
+    const child = track(
+      new Deno.Command(spec.bin, {
+        args: spec.args,
+        env: spec.env,
+        stdin,
+        stdout,
+        stderr: "piped",
+      }).spawn(),
+    );
+    const signal = spec.signal;
+    const stop = () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already exited */ }
+    };
+    signal?.addEventListener("abort", stop);
+    child.status.finally(() => {
+      signal?.removeEventListener("abort", stop);
+      spec.onExit?.();
+    }).catch(() => {});
+    return child;
   } catch (e) {
+    spec.onExit?.();
     if (e instanceof Deno.errors.NotFound) {
       throw new ToolError(
         toolName(spec.bin),
@@ -157,12 +209,7 @@ export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
       else request?.respond(0);
     } else {
       controller.error(
-        new ToolError(
-          toolName(spec.bin),
-          spec.what,
-          status.signal ? null : status.code,
-          stderr.text(spec.secrets),
-        ),
+        failure(spec, status.signal ? null : status.code, stderr.text(spec.secrets)),
       );
     }
   };
@@ -241,25 +288,53 @@ export async function toolWithInput(
     if (onOutputLine && partial) onOutputLine(partial);
   };
   const outputs = Promise.all([watch(child.stdout), watch(child.stderr)]);
-  let feedError: unknown;
+  // Fed by hand rather than with pipeTo, to tell the two failures apart. When
+  // the input fails (the host went away mid-file, the content was cut), the
+  // tool is stopped *before* its stdin closes: psql would otherwise take the
+  // end of the pipe for the end of the script and commit what it read. When
+  // the tool stops reading (it failed), its exit status says why.
+  const reader = input.getReader();
+  const writer = child.stdin.getWriter();
+  let inputError: unknown;
+  let toolClosed = false;
   try {
-    await input.pipeTo(child.stdin);
-  } catch (e) {
-    // The tool closed its stdin early (it failed); its exit status says why.
-    feedError = e;
-    await input.cancel().catch(() => {});
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        inputError = e;
+        break;
+      }
+      if (chunk.done) break;
+      try {
+        await writer.write(chunk.value);
+      } catch {
+        toolClosed = true;
+        break;
+      }
+    }
+    if (inputError !== undefined) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already exited */ }
+      await child.status;
+    }
+    if (toolClosed || inputError !== undefined) {
+      await reader.cancel().catch(() => {});
+      await writer.abort().catch(() => {});
+    } else {
+      await writer.close().catch(() => {});
+    }
+  } finally {
+    reader.releaseLock();
   }
   const status = await child.status;
   await outputs;
+  if (inputError !== undefined) throw inputError;
   if (!status.success) {
-    throw new ToolError(
-      toolName(spec.bin),
-      spec.what,
-      status.signal ? null : status.code,
-      tail.text(spec.secrets),
-    );
+    throw failure(spec, status.signal ? null : status.code, tail.text(spec.secrets));
   }
-  if (feedError) throw feedError;
   return { output: tail.text(spec.secrets) };
 }
 
@@ -273,12 +348,7 @@ export async function toolOutput(spec: ToolSpec): Promise<string> {
   ]);
   const status = await child.status;
   if (!status.success) {
-    throw new ToolError(
-      toolName(spec.bin),
-      spec.what,
-      status.signal ? null : status.code,
-      stderr.text(spec.secrets),
-    );
+    throw failure(spec, status.signal ? null : status.code, stderr.text(spec.secrets));
   }
   return out;
 }

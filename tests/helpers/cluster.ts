@@ -32,6 +32,8 @@ export interface ClusterOptions {
   conf?: string[];
   /** Start as a streaming standby of this primary (base backup with pg_basebackup -R). */
   standbyOf?: Cluster;
+  /** TCP port to listen on. @default a free port */
+  port?: number;
 }
 
 export interface TlsFiles {
@@ -152,7 +154,7 @@ export class Cluster implements AsyncDisposable {
     const dataDir = `${dir}/data`;
     await Deno.chmod(dir, 0o755);
     if (isRoot) await run("chown", ["postgres:postgres", dir]);
-    const port = freePort();
+    const port = opts.port ?? freePort();
     const cluster = new Cluster(
       major,
       port,

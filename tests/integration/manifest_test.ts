@@ -192,6 +192,32 @@ function assertFixture(m: Manifest, major: number) {
   assertEquals(rel(m, "shop", "inv", "moves_id_seq").kind, "S");
 }
 
+/** The statistics fields agree with pg_stat_all_tables, which they are read around. */
+async function assertStatsMatchView(c: Cluster, m: Manifest) {
+  const rows = await c.query<
+    { nspname: string; relname: string; live: number; v: string; a: string }
+  >(
+    `SELECT n.nspname, c.relname, COALESCE(s.n_live_tup, 0)::float8 AS live,
+            GREATEST(s.last_vacuum, s.last_autovacuum)::text AS v,
+            GREATEST(s.last_analyze, s.last_autoanalyze)::text AS a
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+      WHERE n.nspname = 'inv'`,
+    "shop",
+  );
+  const ms = (t: string | null) => (t === null ? null : new Date(t).getTime());
+  for (const r of rows) {
+    const got = m.databases!.find((d) => d.name === "shop")!.relations!
+      .find((x) => x.schema === r.nspname && x.name === r.relname);
+    if (!got) continue; // indexes
+    assertEquals(
+      [got.live_row_estimate, ms(got.last_vacuum), ms(got.last_analyze)],
+      [Math.round(r.live), ms(r.v), ms(r.a)],
+      `${r.relname}`,
+    );
+  }
+}
+
 async function manifestOf(
   c: Cluster,
   extra: { database?: string; user?: string; password?: string } = {},
@@ -215,6 +241,7 @@ Deno.test("manifest on PostgreSQL 15: every relation kind and attribute matches 
   const { m, warnings } = await manifestOf(c);
   assertEquals(warnings, []);
   assertFixture(m, 15);
+  await assertStatsMatchView(c, m);
   assertEquals(m.pg_dump_version, "pg_dump (PostgreSQL) 15.x");
   assertEquals(m.options, { schema_only: false, data_only: false, compress: false });
   // The counts agree with the catalog, queried independently.
@@ -234,6 +261,7 @@ for (const major of [13, 14, 16, 17, 18]) {
     const { m, warnings } = await manifestOf(c);
     assertEquals(warnings, []);
     assertFixture(m, major);
+    await assertStatsMatchView(c, m);
   });
 }
 
@@ -278,4 +306,105 @@ Deno.test("a role without access to some catalog data gets a manifest with field
   const manifest = JSON.parse(new TextDecoder().decode(files.get("/manifest.json")));
   assertEquals(manifest.cluster_system_identifier, undefined);
   assert(files.get("/00001-shop.dump")!.length > 1000);
+});
+
+/** Runs `fn` with console.error captured (the importer's warnings); returns the lines. */
+async function capturingStderr<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => lines.push(args.map(String).join(" "));
+  try {
+    return { value: await fn(), lines };
+  } finally {
+    console.error = original;
+  }
+}
+
+Deno.test("a full backup lists the databases it skips in the manifest, and warns once about those that do not allow connections (not template0)", async () => {
+  await using c = await Cluster.start();
+  for (const db of ["closed_a", "closed_b", "kept", "skipme"]) {
+    await c.query(`CREATE DATABASE ${db}`);
+  }
+  await c.query("ALTER DATABASE closed_a ALLOW_CONNECTIONS false");
+  await c.query("ALTER DATABASE closed_b ALLOW_CONNECTIONS false");
+  const { value: { files, errors }, lines } = await capturingStderr(async () => {
+    const imp = await createLogicalImporter(
+      params("postgres", {
+        location: `postgres://postgres@127.0.0.1:${c.port}/`,
+        // closed_b is both: the user's exclusion is the reason given.
+        exclude_databases: "skipme,closed_b",
+      }),
+      "logical",
+    );
+    try {
+      return await importAll(imp);
+    } finally {
+      await imp.close();
+    }
+  });
+  assertEquals(errors.size, 0, [...errors.values()].join());
+  assertEquals([...files.keys()].filter((p) => p.endsWith(".dump")), [
+    "/00001-kept.dump",
+    "/00002-postgres.dump",
+    "/00003-template1.dump",
+  ]);
+  const closed = lines.filter((l) => l.includes("datallowconn"));
+  assertEquals(closed.length, 1, lines.join("\n"));
+  assertMatch(closed[0], /^postgresql: warning: .*"closed_a"/);
+  assert(!/closed_b|template0|skipme/.test(closed[0]), closed[0]);
+  const m = JSON.parse(new TextDecoder().decode(files.get("/manifest.json")));
+  assertEquals(m.skipped_databases, [
+    { name: "closed_a", reason: "datallowconn=false" },
+    { name: "closed_b", reason: "excluded" },
+    { name: "skipme", reason: "excluded" },
+    { name: "template0", reason: "datallowconn=false" },
+  ]);
+  // The seed's fields are still there, unchanged.
+  assertEquals(m.version, 2);
+  assertEquals(m.databases.map((d: { name: string }) => d.name), ["kept", "postgres"]);
+});
+
+Deno.test("a single-database backup neither warns about nor lists the other databases", async () => {
+  await using c = await Cluster.start();
+  await c.query("CREATE DATABASE app");
+  await c.query("CREATE DATABASE closed");
+  await c.query("ALTER DATABASE closed ALLOW_CONNECTIONS false");
+  const { value: { files }, lines } = await capturingStderr(async () => {
+    const imp = await createLogicalImporter(
+      params("postgres", { location: `postgres://postgres@127.0.0.1:${c.port}/app` }),
+      "logical",
+    );
+    try {
+      return await importAll(imp);
+    } finally {
+      await imp.close();
+    }
+  });
+  assertEquals(lines.filter((l) => l.includes("datallowconn")), []);
+  const m = JSON.parse(new TextDecoder().decode(files.get("/manifest.json")));
+  assertEquals([m.database, m.skipped_databases], ["app", undefined]);
+});
+
+Deno.test("the manifest opens one catalog connection per database it details, even with sslmode=prefer on a server without TLS", async () => {
+  await using c = await Cluster.start({ conf: ["log_connections = on"] });
+  const dbs = ["d1", "d2", "d3", "d4", "d5", "d6"];
+  for (const db of dbs) await c.query(`CREATE DATABASE ${db}`);
+  const before = (await c.serverLog()).length;
+  const m = await buildManifest({
+    conn: { ...conn(c), sslMode: "prefer" },
+    connector: "postgresql",
+    dumpFormat: "custom",
+    warn: (l) => {
+      throw new Error(`unexpected warning: ${l}`);
+    },
+  });
+  assertEquals(m.databases!.map((d) => d.name), [...dbs, "postgres"]);
+  const log = (await c.serverLog()).slice(before);
+  const received = log.match(/connection received:/g)?.length ?? 0;
+  const authorized = [...log.matchAll(/connection authorized: user=\S+ database=(\S+)/g)]
+    .map((x) => x[1]);
+  // Every detailed database once, plus the cluster-wide connection to postgres.
+  assertEquals(authorized.sort(), [...dbs, "postgres", "postgres"].sort());
+  // Only the first connection may try TLS and start over in cleartext.
+  assert(received - authorized.length <= 1, `${received} connections for ${authorized.length}`);
 });

@@ -150,22 +150,30 @@ const utf8enc = new TextEncoder();
 
 /** A decoding context for one connection's header blocks. */
 export class HpackDecoder {
-  #dynamic: [string, string][] = []; // newest first
+  // Newest first: name, value, entry size (octets + 32), name octets.
+  #dynamic: [string, string, number, number][] = [];
   #size = 0;
   #max: number;
+  /** Whether the last block decoded more than `maxListSize` (its list is then cut short). */
+  tooLarge = false;
 
-  constructor(readonly limit = 4096) {
+  /**
+   * `limit`: our SETTINGS_HEADER_TABLE_SIZE. `maxListSize`: the most a decoded
+   * list may hold (RFC 9113 §6.5.2 sizes); past it, fields are still decoded
+   * to keep the table in step, but no longer kept, so memory stays bounded.
+   */
+  constructor(readonly limit = 4096, readonly maxListSize = Infinity) {
     this.#max = limit;
   }
 
   #evict(): void {
     while (this.#size > this.#max && this.#dynamic.length) {
-      const [n, v] = this.#dynamic.pop()!;
-      this.#size -= n.length + v.length + 32;
+      this.#size -= this.#dynamic.pop()![2];
     }
   }
 
-  #entry(index: number): readonly [string, string] {
+  /** An entry; static ones are ASCII, so their octets are their lengths. */
+  #entry(index: number): readonly [string, string, number?, number?] {
     if (index === 0) throw new HpackError("header index 0");
     if (index <= STATIC.length) return STATIC[index - 1];
     const e = this.#dynamic[index - STATIC.length - 1];
@@ -176,7 +184,11 @@ export class HpackDecoder {
   /** Decodes one complete header block into name/value pairs. */
   decode(block: Uint8Array): [string, string][] {
     const headers: [string, string][] = [];
+    let listSize = 0;
+    this.tooLarge = false;
     let pos = 0;
+    let fieldSeen = false;
+    let strBytes = 0; // octets of the last string read
     const int = (prefixBits: number): number => {
       const mask = (1 << prefixBits) - 1;
       let value = block[pos++] & mask;
@@ -198,32 +210,59 @@ export class HpackDecoder {
       if (pos + len > block.length) throw new HpackError("truncated string");
       const raw = block.subarray(pos, pos + len);
       pos += len;
-      return utf8.decode(huffman ? huffmanDecode(raw) : raw);
+      const bytes = huffman ? huffmanDecode(raw) : raw;
+      strBytes = bytes.length;
+      return utf8.decode(bytes);
+    };
+    const nameSize = (idx: number): number => {
+      if (!idx) return strBytes;
+      const e = this.#entry(idx);
+      return e[3] ?? e[0].length;
+    };
+    const emit = (name: string, value: string, size: number) => {
+      listSize += size;
+      if (listSize > this.maxListSize) this.tooLarge = true;
+      else headers.push([name, value]);
     };
     while (pos < block.length) {
       const b = block[pos];
       if (b & 0x80) {
-        headers.push([...this.#entry(int(7))] as [string, string]);
+        const [name, value, size] = this.#sized(int(7));
+        emit(name, value, size);
       } else if (b & 0x40) {
         const idx = int(6);
         const name = idx ? this.#entry(idx)[0] : str();
+        const nameBytes = nameSize(idx);
         const value = str();
-        headers.push([name, value]);
-        this.#dynamic.unshift([name, value]);
-        this.#size += name.length + value.length + 32;
+        const size = nameBytes + strBytes + 32;
+        emit(name, value, size);
+        this.#dynamic.unshift([name, value, size, nameBytes]);
+        this.#size += size;
         this.#evict();
       } else if (b & 0x20) {
+        // Allowed only at the start of a block (RFC 7541 §4.2).
+        if (fieldSeen) throw new HpackError("table size update after a header field");
         const size = int(5);
         if (size > this.limit) throw new HpackError("table size update above the limit");
         this.#max = size;
         this.#evict();
+        continue;
       } else {
         const idx = int(4); // without indexing (0000) or never indexed (0001)
         const name = idx ? this.#entry(idx)[0] : str();
-        headers.push([name, str()]);
+        const nameBytes = nameSize(idx);
+        const value = str();
+        emit(name, value, nameBytes + strBytes + 32);
       }
+      fieldSeen = true;
     }
     return headers;
+  }
+
+  /** An indexed field with its size (name and value octets + 32). */
+  #sized(index: number): [string, string, number] {
+    const e = this.#entry(index);
+    return [e[0], e[1], e[2] ?? e[0].length + e[1].length + 32];
   }
 }
 

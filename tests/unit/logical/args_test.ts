@@ -1,6 +1,6 @@
 import { assertEquals } from "../../helpers/assert.ts";
 import { pgDumpallArgs, pgDumpArgs, toolMajor } from "../../../src/logical/importer.ts";
-import { classify, pgRestoreArgs, psqlArgs } from "../../../src/logical/exporter.ts";
+import { classify, isUnreachable, pgRestoreArgs, psqlArgs } from "../../../src/logical/exporter.ts";
 import { parseExportConfig, parseImportConfig } from "../../../src/pg/config.ts";
 
 const imp = (c: Record<string, string>) =>
@@ -60,6 +60,7 @@ Deno.test("pg_restore: default, clean, recreate, and recreate of postgres/templa
     "dbname='app'",
     "--clean",
     "--if-exists",
+    "--single-transaction",
   ]);
   assertEquals(pgRestoreArgs(exp({ recreate: "true" }), "app"), [
     ...CONN,
@@ -76,6 +77,7 @@ Deno.test("pg_restore: default, clean, recreate, and recreate of postgres/templa
       `dbname='${db}'`,
       "--clean",
       "--if-exists",
+      "--single-transaction",
     ]);
   }
 });
@@ -105,6 +107,36 @@ Deno.test("psql: -X -q, ON_ERROR_STOP with exit_on_error", () => {
     "-d",
     "dbname='postgres'",
   ]);
+});
+
+Deno.test("psql: a tool-made script rolls back only its failed statement unless exit_on_error stops it", () => {
+  assertEquals(psqlArgs(exp({}), "app", true), [
+    ...CONN,
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_ROLLBACK=on",
+    "-d",
+    "dbname='app'",
+  ]);
+  assertEquals(psqlArgs(exp({ exit_on_error: "true" }), "app", true).slice(-4), [
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-d",
+    "dbname='app'",
+  ]);
+});
+
+Deno.test("isUnreachable() tells a target that cannot be reached from an error in one database", () => {
+  const at = 'pg_restore: error: connection to server at "10.0.0.1", port 5432 failed:';
+  assertEquals(isUnreachable(`${at} Connection refused`), true);
+  assertEquals(isUnreachable(`${at} timeout expired`), true);
+  assertEquals(
+    isUnreachable(`${at} FATAL:  password authentication failed for user "postgres"`),
+    true,
+  );
+  assertEquals(isUnreachable(`${at} FATAL:  database "app" does not exist`), false);
+  assertEquals(isUnreachable('ERROR:  relation "t" already exists'), false);
 });
 
 Deno.test("toolMajor() reads the major from a --version line", () => {

@@ -1,6 +1,9 @@
 import { assertEquals, assertThrows } from "../../helpers/assert.ts";
-import { parseExportConfig, parseImportConfig } from "../../../src/pg/config.ts";
-import { ConfigError } from "../../../src/kloset/errors.ts";
+import { INTEGER_RANGES, parseExportConfig, parseImportConfig } from "../../../src/pg/config.ts";
+import { ConfigError } from "../../../src/errors.ts";
+
+/** A location for tests about other options. */
+const AT = { location: "postgres://db.example.com/" };
 
 Deno.test("parseImportConfig() takes host, port, user, password and database from the URI", () => {
   const o = parseImportConfig(
@@ -16,9 +19,9 @@ Deno.test("parseImportConfig() takes host, port, user, password and database fro
   assertEquals(o.compress, false);
 });
 
-Deno.test("parseImportConfig() defaults to localhost:5432 and every database", () => {
-  const o = parseImportConfig({ location: "postgres://" }, "logical");
-  assertEquals([o.conn.host, o.conn.port, o.database], ["localhost", 5432, undefined]);
+Deno.test("parseImportConfig() defaults to port 5432 and every database", () => {
+  const o = parseImportConfig({ location: "postgres://h" }, "logical");
+  assertEquals([o.conn.host, o.conn.port, o.database], ["h", 5432, undefined]);
   const p = parseImportConfig({ location: "postgres://h/" }, "logical");
   assertEquals(p.database, undefined);
 });
@@ -59,11 +62,14 @@ Deno.test("libpq sslmode in the URI maps to ssl_mode; the option wins", () => {
 });
 
 Deno.test("exclude_databases is a trimmed comma list; postgres+aws defaults to rdsadmin", () => {
-  assertEquals(parseImportConfig({ exclude_databases: " a, b ,,c" }, "logical").excludeDatabases, [
-    "a",
-    "b",
-    "c",
-  ]);
+  assertEquals(
+    parseImportConfig({ ...AT, exclude_databases: " a, b ,,c" }, "logical").excludeDatabases,
+    [
+      "a",
+      "b",
+      "c",
+    ],
+  );
   assertEquals(
     parseImportConfig({ location: "postgres+aws://u@h", region: "eu-west-3" }, "aws")
       .excludeDatabases,
@@ -93,19 +99,27 @@ function assertConfigError(fn: () => unknown, option: string, includes: string) 
 
 Deno.test("bad input names the option and the accepted values", () => {
   assertConfigError(
-    () => parseImportConfig({ ssl_mode: "maybe" }, "logical"),
+    () => parseImportConfig({ ...AT, ssl_mode: "maybe" }, "logical"),
     "ssl_mode",
     "verify-full",
   );
   assertConfigError(
-    () => parseImportConfig({ compress: "yep" }, "logical"),
+    () => parseImportConfig({ ...AT, compress: "yep" }, "logical"),
     "compress",
     "true, false",
   );
-  assertConfigError(() => parseImportConfig({ port: "99999" }, "logical"), "port", "1-65535");
-  assertConfigError(() => parseImportConfig({ port: "abc" }, "logical"), "port", "1-65535");
   assertConfigError(
-    () => parseImportConfig({ colour: "blue" }, "logical"),
+    () => parseImportConfig({ ...AT, port: "99999" }, "logical"),
+    "port",
+    "from 1 to 65535",
+  );
+  assertConfigError(
+    () => parseImportConfig({ ...AT, port: "abc" }, "logical"),
+    "port",
+    "from 1 to 65535",
+  );
+  assertConfigError(
+    () => parseImportConfig({ ...AT, colour: "blue" }, "logical"),
     "colour",
     "unknown option",
   );
@@ -123,12 +137,12 @@ Deno.test("bad input names the option and the accepted values", () => {
 
 Deno.test("schema_only and data_only are mutually exclusive", () => {
   assertConfigError(
-    () => parseImportConfig({ schema_only: "true", data_only: "true" }, "logical"),
+    () => parseImportConfig({ ...AT, schema_only: "true", data_only: "true" }, "logical"),
     "schema_only",
     "data_only",
   );
   assertConfigError(
-    () => parseExportConfig({ schema_only: "true", data_only: "true" }, "logical"),
+    () => parseExportConfig({ ...AT, schema_only: "true", data_only: "true" }, "logical"),
     "schema_only",
     "data_only",
   );
@@ -136,17 +150,17 @@ Deno.test("schema_only and data_only are mutually exclusive", () => {
 
 Deno.test("clean and recreate are mutually exclusive; recreate rejects database=", () => {
   assertConfigError(
-    () => parseExportConfig({ clean: "true", recreate: "true" }, "logical"),
+    () => parseExportConfig({ ...AT, clean: "true", recreate: "true" }, "logical"),
     "clean",
     "recreate",
   );
   assertConfigError(
-    () => parseExportConfig({ recreate: "true", database: "x" }, "logical"),
+    () => parseExportConfig({ ...AT, recreate: "true", database: "x" }, "logical"),
     "database",
     "recreate",
   );
   assertConfigError(
-    () => parseExportConfig({ recreate: "true", data_only: "true" }, "logical"),
+    () => parseExportConfig({ ...AT, recreate: "true", data_only: "true" }, "logical"),
     "recreate",
     "data_only",
   );
@@ -161,18 +175,21 @@ Deno.test("ssl_* paths and their inline *_data variants are mutually exclusive",
   assertConfigError(
     () =>
       parseImportConfig(
-        { ssl_cert: "/a", ssl_cert_data: "-----BEGIN CERTIFICATE-----" },
+        { ...AT, ssl_cert: "/a", ssl_cert_data: "-----BEGIN CERTIFICATE-----" },
         "logical",
       ),
     "ssl_cert",
     "ssl_cert_data",
   );
   assertConfigError(
-    () => parseImportConfig({ ssl_key_data: "not pem" }, "logical"),
+    () => parseImportConfig({ ...AT, ssl_key_data: "not pem" }, "logical"),
     "ssl_key_data",
     "PEM",
   );
-  const o = parseImportConfig({ ssl_root_cert_data: "-----BEGIN CERTIFICATE-----\nx" }, "logical");
+  const o = parseImportConfig(
+    { ...AT, ssl_root_cert_data: "-----BEGIN CERTIFICATE-----\nx" },
+    "logical",
+  );
   assertEquals(o.inlinePem.map((p) => p.option), ["ssl_root_cert_data"]);
 });
 
@@ -205,9 +222,161 @@ Deno.test("postgres+aws refuses a password and requires region and username", ()
 
 Deno.test("booleans accept Go's spellings", () => {
   for (const t of ["true", "1", "TRUE", "t"]) {
-    assertEquals(parseImportConfig({ compress: t }, "logical").compress, true);
+    assertEquals(parseImportConfig({ ...AT, compress: t }, "logical").compress, true);
   }
   for (const f of ["false", "0", "F", ""]) {
-    assertEquals(parseImportConfig({ compress: f }, "logical").compress, false);
+    assertEquals(parseImportConfig({ ...AT, compress: f }, "logical").compress, false);
   }
+});
+
+// A user name and password that must never appear in a message.
+const USER = "alice";
+const SECRET = "S3cr3tPw";
+
+/** Asserts a ConfigError naming `option`, one line, containing `includes`, with no userinfo. */
+function assertRedacted(fn: () => unknown, option: string, includes: string) {
+  assertConfigError(fn, option, includes);
+  const e = assertThrows(fn, ConfigError);
+  if (e.message.includes(SECRET) || e.message.includes(USER)) {
+    throw new Error(`message ${JSON.stringify(e.message)} shows the user name or password`);
+  }
+}
+
+Deno.test("a URI without an explicit host is refused instead of meaning localhost", () => {
+  // `plakar backup postgres:/alice:pw@host/db` (one slash) reaches the plugin
+  // as postgres:///alice:pw@host/db: no host, the rest in the database name.
+  for (
+    const location of [
+      `postgres:///${USER}:${SECRET}@db.example.com/app`,
+      `postgres:/${USER}:${SECRET}@db.example.com/app`,
+      `postgres:${USER}:${SECRET}@db.example.com/app`.replace("postgres:", "postgres:/"),
+      "postgres://",
+      "postgres:///app",
+      `postgres://${USER}:${SECRET}@/app`,
+      `postgres://${USER}:${SECRET}@:5432/app`,
+    ]
+  ) {
+    assertRedacted(
+      () => parseImportConfig({ location }, "logical"),
+      "location",
+      "postgres://[user[:password]@]host[:port][/database]",
+    );
+    assertRedacted(
+      () => parseExportConfig({ location, recreate: "true" }, "logical"),
+      "location",
+      "postgres://",
+    );
+  }
+  assertConfigError(() => parseImportConfig({}, "logical"), "location", "required");
+  assertConfigError(() => parseExportConfig({}, "logical"), "location", "required");
+});
+
+Deno.test("host= stands in for the URI's host", () => {
+  const o = parseImportConfig({ location: "postgres:///app", host: "db.example.com" }, "logical");
+  assertEquals([o.conn.host, o.database], ["db.example.com", "app"]);
+  assertEquals(parseImportConfig({ host: "h" }, "logical").conn.host, "h");
+  // ...but not for a one-slash typo whose path holds user:password@host.
+  assertRedacted(
+    () =>
+      parseImportConfig(
+        { location: `postgres:///${USER}:${SECRET}@db.example.com/app`, host: "h" },
+        "logical",
+      ),
+    "location",
+    "postgres://",
+  );
+});
+
+Deno.test("no error about the URI shows its user name or password", () => {
+  const cases: [string, string][] = [
+    [`postgres://${USER}:${SECRET}@h:99999/app`, "from 1 to 65535"],
+    [`postgres://${USER}:${SECRET}@h:54x2/app`, "from 1 to 65535"],
+    [`postgres://${USER}:${SECRET}%zz@h/app`, "percent-encoding in the password"],
+    [`postgres://${USER}%zz:${SECRET}@h/app`, "percent-encoding in the user name"],
+    [`postgres://${USER}:${SECRET}@h/app%zz`, "percent-encoding in the database name"],
+    [`postgres://${USER}:${SECRET}@h%zz/app`, "percent-encoding in the host"],
+    // Unencoded '/', '?', '#' in a password cut the host part short.
+    [`postgres://${USER}:${SECRET}/x@h/app`, "percent-encode"],
+    [`postgres://${USER}:12/${SECRET}@h/app`, "percent-encode"],
+    [`postgres://${USER}:${SECRET}?x@h/app`, "percent-encode"],
+    [`postgres://${USER}:${SECRET}#x@h/app`, "%23"],
+    [`postgres://${USER}:pw@h/app?${SECRET}`, "unsupported URI parameter"],
+    [`postgres://${USER}:pw@h/app?${SECRET}=1`, "unsupported URI parameter"],
+    [`postgres://${USER}:${SECRET}@[::1/app`, "malformed host"],
+    [`mysql://${USER}:${SECRET}@h/app`, "expected postgres://"],
+    [`postgres:${USER}:${SECRET}@h/app`, "expected postgres://"],
+  ];
+  for (const [location, includes] of cases) {
+    assertRedacted(() => parseImportConfig({ location }, "logical"), "location", includes);
+  }
+  // A libpq keyword is named: it is never a secret.
+  assertConfigError(
+    () => parseImportConfig({ location: "postgres://h/?application_name=x" }, "logical"),
+    "location",
+    '"application_name"',
+  );
+});
+
+Deno.test("the scheme must be the connector's", () => {
+  assertEquals(parseImportConfig({ location: "postgresql://h/app" }, "logical").database, "app");
+  assertEquals(parseImportConfig({ location: "POSTGRES://h/app" }, "logical").database, "app");
+  assertConfigError(
+    () => parseImportConfig({ location: "postgres+aws://u@h/app" }, "logical"),
+    "location",
+    "postgres://",
+  );
+  assertConfigError(
+    () => parseImportConfig({ location: "postgres://u@h/app", region: "us-east-1" }, "aws"),
+    "location",
+    "postgres+aws://user@host",
+  );
+  assertConfigError(
+    () => parseImportConfig({ location: "postgres+bin://u@h/", region: "us-east-1" }, "aws"),
+    "location",
+    "postgres+aws://",
+  );
+});
+
+Deno.test("integer options refuse anything but digits within their range", () => {
+  for (
+    const bad of ["0", "65536", "99999", " 5", "5 ", "+5", "-1", "5.0", "1e3", "0x10", "10abc"]
+  ) {
+    assertConfigError(
+      () => parseImportConfig({ ...AT, port: bad }, "logical"),
+      "port",
+      "an integer from 1 to 65535",
+    );
+  }
+  for (const good of ["1", "65535", "05432"]) {
+    assertEquals(parseImportConfig({ ...AT, port: good }, "logical").conn.port, Number(good));
+  }
+  for (
+    const bad of ["0", "86401", "2147484", "99999999999999999999", " 5", "1e3", "10abc", "2.5"]
+  ) {
+    assertConfigError(
+      () => parseImportConfig({ ...AT, connect_timeout: bad }, "logical"),
+      "connect_timeout",
+      "an integer from 1 to 86400",
+    );
+    assertConfigError(
+      () => parseExportConfig({ ...AT, connect_timeout: bad }, "logical"),
+      "connect_timeout",
+      "an integer from 1 to 86400",
+    );
+  }
+  // From the URI too.
+  assertConfigError(
+    () => parseImportConfig({ location: "postgres://h/?connect_timeout=2147484" }, "logical"),
+    "connect_timeout",
+    "from 1 to 86400",
+  );
+  for (const good of ["1", "86400"]) {
+    assertEquals(
+      parseImportConfig({ ...AT, connect_timeout: good }, "logical").conn.connectTimeout,
+      Number(good),
+    );
+  }
+  // The longest timeout still fits a JavaScript timer (2^31-1 ms), the
+  // overflow that made connect_timeout=2147484 fail at once.
+  assertEquals(INTEGER_RANGES.connect_timeout.max * 1000 <= 2 ** 31 - 1, true);
 });

@@ -2,7 +2,7 @@
 // 64 KiB while nobody reads.
 
 import { assert, assertEquals } from "../../helpers/assert.ts";
-import { widenChildPipe, widenFd } from "../../../src/kloset/pipes.ts";
+import { widenChildPipe, widenFd } from "../../../src/proc/pipes.ts";
 
 Deno.test("widenChildPipe() lets a child write 768 KiB into its stdout with no reader", async () => {
   const child = new Deno.Command("sh", {

@@ -1,0 +1,215 @@
+// Preflight checks for `plakar source ping` and `plakar destination ping`, in
+// the spirit of `pgbackrest check` and `barman check`: what would make a
+// backup or a restore fail is found before one runs. Each finding is one
+// line: a problem (the operation would fail) fails the Ping, a warning (it
+// would succeed with less than asked, or might fail depending on the
+// snapshot) is printed and the Ping succeeds.
+
+import type { ExportOptions, ImportOptions } from "../pg/config.ts";
+import { connect, connectExplained } from "../pg/client.ts";
+import { ServerError } from "../pg/errors.ts";
+import { error as logError, warn } from "../pg/log.ts";
+import { chooseTool, NoFittingToolError, serverMajor } from "../pg/tool_search.ts";
+import { checkSpoolSpace, systemTempDir } from "./spool.ts";
+
+export interface Findings {
+  problems: string[];
+  warnings: string[];
+}
+
+/** Prints the findings, one line each; rejects with the problems when there are any. */
+export function report(findings: Findings): void {
+  for (const w of findings.warnings) warn(`preflight: ${w}`);
+  for (const p of findings.problems) logError(`preflight: ${p}`);
+  if (findings.problems.length > 0) {
+    throw new ServerError(
+      `preflight found ${findings.problems.length} problem(s): ${findings.problems.join("; ")}`,
+    );
+  }
+}
+
+/** How many unreadable tables a finding names before "and N more". */
+const NAMED = 3;
+
+/** The client tool against the server's major (pg_bin_dir, PATH, pg_bin_search). */
+async function toolFinding(
+  tool: "pg_dump" | "pg_restore",
+  versionNum: number,
+  opts: ImportOptions | ExportOptions,
+  f: Findings,
+): Promise<void> {
+  const major = serverMajor(versionNum);
+  try {
+    const c = await chooseTool(tool, major, opts);
+    if (c.major !== undefined && c.major < major) {
+      const line = `${c.versionLine} is older than the PostgreSQL ${major} server`;
+      if (tool === "pg_dump") {
+        f.problems.push(`${line}: set pg_bin_dir to tools of ${major} or newer`);
+      } else f.warnings.push(line);
+    } else if (c.searched) {
+      f.warnings.push(
+        `${tool} on PATH is older or missing: ${c.versionLine} from ${c.binDir} will be used (pg_bin_search)`,
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof NoFittingToolError)) {
+      f.problems.push((e as Error).message);
+      return;
+    }
+    if (tool === "pg_restore" && e.onPath) {
+      f.warnings.push(
+        `${e.onPath} is older than the PostgreSQL ${major} server (looked in: ${
+          e.looked.join(", ")
+        })`,
+      );
+    } else {
+      f.problems.push(
+        `${e.message}: install the client tools of major ${major} or newer and set pg_bin_dir`,
+      );
+    }
+  }
+}
+
+/** Checks a backup's source: tools, role passwords, tables the user cannot dump. */
+export async function backupPreflight(opts: ImportOptions): Promise<Findings> {
+  const f: Findings = { problems: [], warnings: [] };
+  const maintenance = opts.database ?? "postgres";
+  const client = await connectExplained(opts.conn, maintenance);
+  let databases: string[];
+  try {
+    const v = await client.query<{ v: string }>(
+      "SELECT current_setting('server_version_num') AS v",
+    );
+    await toolFinding("pg_dump", Number(v.rows[0].v), opts, f);
+    const rows = await client.query<{ datname: string; can: boolean }>(
+      `SELECT datname, has_database_privilege(datname, 'CONNECT') AS can
+         FROM pg_database WHERE datallowconn ORDER BY datname COLLATE "C"`,
+    );
+    let listed = rows.rows;
+    if (opts.database !== undefined) listed = listed.filter((d) => d.datname === opts.database);
+    else listed = listed.filter((d) => !opts.excludeDatabases.includes(d.datname));
+    if (opts.database !== undefined && listed.length === 0) {
+      f.problems.push(
+        `database ${JSON.stringify(opts.database)} does not exist or does not allow connections`,
+      );
+    }
+    for (const d of listed.filter((d) => !d.can)) {
+      f.problems.push(
+        `no CONNECT privilege on database ${
+          JSON.stringify(d.datname)
+        }: its pg_dump would fail (exclude it with exclude_databases=)`,
+      );
+    }
+    databases = listed.filter((d) => d.can).map((d) => d.datname);
+    if (!opts.dataOnly) {
+      try {
+        await client.query("SELECT 1 FROM pg_authid LIMIT 1");
+      } catch (e) {
+        if ((e as { code?: string }).code !== "42501") throw e;
+        f.warnings.push(
+          "pg_authid is not readable (not a superuser): role passwords will not be in the backup (pg_dumpall --no-role-passwords)",
+        );
+      }
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+  for (const db of databases) {
+    let c;
+    try {
+      c = await connect(opts.conn, db);
+    } catch (e) {
+      f.problems.push(`cannot connect to database ${JSON.stringify(db)}: ${(e as Error).message}`);
+      continue;
+    }
+    try {
+      const r = await c.query<{ name: string; why: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS name,
+                CASE WHEN NOT has_schema_privilege(n.oid, 'USAGE') THEN 'no USAGE on its schema'
+                     WHEN NOT has_table_privilege(c.oid, 'SELECT') THEN 'no SELECT'
+                     ELSE 'row-level security applies' END AS why
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'm', 'S')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+            AND (NOT has_schema_privilege(n.oid, 'USAGE')
+                 OR NOT has_table_privilege(c.oid, 'SELECT')
+                 OR (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')
+                     AND NOT (SELECT rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = current_user)))
+          ORDER BY 1`,
+      );
+      if (r.rows.length > 0) {
+        const named = r.rows.slice(0, NAMED).map((t) => `${t.name} (${t.why})`).join(", ");
+        const more = r.rows.length > NAMED ? ` and ${r.rows.length - NAMED} more` : "";
+        f.problems.push(`database ${JSON.stringify(db)}: pg_dump cannot read ${named}${more}`);
+      }
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+  return f;
+}
+
+/** Checks a restore's target: tools, the right to create databases and roles, the target database. */
+export async function restorePreflight(opts: ExportOptions): Promise<Findings> {
+  const f: Findings = { problems: [], warnings: [] };
+  const client = await connectExplained(opts.conn, opts.database ?? "postgres").catch(
+    async (e) => {
+      // The named target may be what is missing: ask the maintenance database.
+      if (opts.database === undefined) throw e;
+      const c = await connectExplained(opts.conn, "postgres");
+      f.problems.push(`target database ${JSON.stringify(opts.database)}: ${(e as Error).message}`);
+      return c;
+    },
+  );
+  try {
+    const r = await client.query<{
+      v: string;
+      rolsuper: boolean;
+      rolcreatedb: boolean;
+      rolcreaterole: boolean;
+      me: string;
+    }>(
+      `SELECT current_setting('server_version_num') AS v, rolsuper, rolcreatedb, rolcreaterole,
+              current_user AS me
+         FROM pg_roles WHERE rolname = current_user`,
+    );
+    const me = r.rows[0];
+    await toolFinding("pg_restore", Number(me.v), opts, f);
+    if (opts.role) {
+      const ok = await client.query<{ ok: boolean }>(
+        `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)
+                AND pg_has_role(current_user, $1, 'MEMBER') AS ok`,
+        [opts.role],
+      );
+      if (!ok.rows[0].ok) {
+        f.problems.push(
+          `role=${opts.role}: ${me.me} cannot SET ROLE to it (no such role, or not a member)`,
+        );
+      }
+    }
+    if (opts.recreate && !me.rolsuper && !me.rolcreatedb) {
+      f.problems.push(
+        `recreate=true creates databases, and ${me.me} has neither CREATEDB nor SUPERUSER`,
+      );
+    }
+    if (!opts.noGlobals && !me.rolsuper && !me.rolcreaterole) {
+      f.warnings.push(
+        `${me.me} has neither CREATEROLE nor SUPERUSER: a snapshot's globals (roles) would fail to restore; set no_globals=true to skip them`,
+      );
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+  if (opts.jobs > 1) {
+    try {
+      const dir = opts.spoolDir ?? systemTempDir();
+      const st = await Deno.stat(dir);
+      if (!st.isDirectory) throw new Error(`${dir} is not a directory`);
+      await checkSpoolSpace(dir, 0);
+    } catch (e) {
+      f.problems.push(`jobs=${opts.jobs} spools to spool_dir: ${(e as Error).message}`);
+    }
+  }
+  return f;
+}

@@ -1,0 +1,140 @@
+// Spooling a custom-format dump to a file, for `jobs=N`: pg_restore -j reads
+// the archive at random offsets from several processes, so it cannot read a
+// pipe. The file goes to `spool_dir` (default: the system temp directory),
+// only after the free space there is checked against the size plakar records
+// for the file, and it is removed on every path: after the restore, when the
+// restore or the writing fails, when the exporter is cancelled, and (through
+// src/proc/temp_files.ts) when the process is shut down mid-way.
+
+import { statfs } from "node:fs/promises";
+import { registerTempFile, removeTempFile } from "../proc/temp_files.ts";
+
+/** The system temp directory, as Deno.makeTempFile picks it. */
+export function systemTempDir(): string {
+  return Deno.env.get("TMPDIR") || "/tmp";
+}
+
+/** Bytes available to this user in the filesystem holding `dir`. */
+export async function freeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return Number(s.bavail) * Number(s.bsize);
+}
+
+const MiB = 1024 * 1024;
+const fmtMiB = (n: number) => `${Math.ceil(n / MiB)} MiB`;
+
+/**
+ * Fails when `dir` does not have room for `size` bytes. A size of 0 means
+ * unknown (a snapshot that did not record it): the writing itself then stops
+ * with a clear message if the disk fills.
+ */
+export async function checkSpoolSpace(dir: string, size: number): Promise<void> {
+  let free: number;
+  try {
+    free = await freeBytes(dir);
+  } catch (e) {
+    throw new Error(`Cannot spool the dump to ${dir} (spool_dir): ${(e as Error).message}`);
+  }
+  if (size > free) {
+    throw new Error(
+      `Cannot spool the dump to ${dir} (spool_dir): it needs ${fmtMiB(size)} and ${
+        fmtMiB(free)
+      } are free; free some space, set spool_dir= to a larger filesystem, or restore without jobs= (streamed, no disk)`,
+    );
+  }
+}
+
+/** A spooled dump on disk; dispose (or remove) to delete it. */
+export class SpoolFile implements AsyncDisposable {
+  constructor(readonly path: string, readonly size: number) {}
+  async remove(): Promise<void> {
+    await removeTempFile(this.path);
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.remove();
+  }
+}
+
+export interface SpoolOptions {
+  /** Directory for the file. @default systemTempDir() */
+  dir?: string;
+  /** The size the snapshot records for the file (0: unknown). */
+  size?: number;
+  /** Aborting stops the writing, cancels the input and removes the file. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Writes `input` to a new 0600 file and returns it once complete. The input
+ * is always consumed or cancelled; on any failure the file is removed.
+ */
+export async function spool(
+  input: ReadableStream<Uint8Array>,
+  options: SpoolOptions = {},
+): Promise<SpoolFile> {
+  const dir = options.dir ?? systemTempDir();
+  const signal = options.signal;
+  try {
+    signal?.throwIfAborted();
+    await checkSpoolSpace(dir, options.size ?? 0);
+  } catch (e) {
+    await input.cancel().catch(() => {});
+    throw e;
+  }
+  let path: string;
+  try {
+    path = await Deno.makeTempFile({ dir, prefix: "plakar-pg-spool-", suffix: ".dump" });
+  } catch (e) {
+    await input.cancel().catch(() => {});
+    throw new Error(`Cannot spool the dump to ${dir} (spool_dir): ${(e as Error).message}`);
+  }
+  registerTempFile(path);
+  const reader = input.getReader();
+  const onAbort = () => void reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort);
+  let written = 0;
+  let file: Deno.FsFile | undefined;
+  let complete = false;
+  try {
+    file = await Deno.open(path, { write: true, truncate: true });
+    for (;;) {
+      const { value, done } = await reader.read();
+      signal?.throwIfAborted();
+      if (done) break;
+      let off = 0;
+      while (off < value.length) {
+        try {
+          off += await file.write(value.subarray(off));
+        } catch (e) {
+          const full = /No space left|os error 28|quota/i.test((e as Error).message);
+          throw new Error(
+            full
+              ? `Cannot spool the dump to ${dir} (spool_dir): the disk filled after ${
+                fmtMiB(written + off)
+              }; free some space, set spool_dir= to a larger filesystem, or restore without jobs=`
+              : `Cannot spool the dump to ${dir} (spool_dir): ${(e as Error).message}`,
+            { cause: e },
+          );
+        }
+      }
+      written += value.length;
+    }
+    file.close();
+    file = undefined;
+    complete = true;
+    return new SpoolFile(path, written);
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    reader.releaseLock();
+    if (file) {
+      try {
+        file.close();
+      } catch { /* already closed */ }
+    }
+    // On success the caller owns the file; on failure it goes now.
+    if (!complete) await removeTempFile(path).catch(() => {});
+  }
+}

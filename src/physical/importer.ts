@@ -1,0 +1,152 @@
+// The physical importer (postgres+bin://): `pg_basebackup -D - -F tar -X
+// fetch` read once, in order, each tar member one record at its own path
+// from the snapshot root, so that the snapshot root is the data directory
+// (/PG_VERSION, /base/…, /backup_manifest) with /manifest.json beside it and
+// `plakar restore -to ./pgdata <snap>` yields a startable directory.
+
+import {
+  Flags,
+  type ImportEntry,
+  type ImporterConnector,
+  type InitParams,
+} from "../kloset/connector.ts";
+import { connectExplained } from "../pg/client.ts";
+import { type ParsedConn, parsePhysicalImportConfig } from "../pg/config.ts";
+import { buildManifest } from "../pg/manifest.ts";
+import { MANIFEST_PATH } from "../pg/names.ts";
+import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
+import { connArgs, toolEnv, toolPath, toolStdout, toolVersionLine } from "../pg/tools.ts";
+import { ServerError } from "../pg/errors.ts";
+import { warn } from "../pg/log.ts";
+import { toolMajor } from "../logical/importer.ts";
+import {
+  requirementProblems,
+  serverFacts,
+  tryReplicationConnection,
+  versionProblem,
+} from "./requirements.ts";
+import { tarEntries } from "./tar_entries.ts";
+import { holdWal } from "./wal_guard.ts";
+
+/** The pg_basebackup argv: the whole cluster as one tar on stdout, WAL fetched at the end. */
+export function pgBasebackupArgs(opts: ParsedConn): string[] {
+  return [
+    ...connArgs(opts.conn),
+    "-D",
+    "-",
+    "-F",
+    "tar",
+    "-X",
+    "fetch",
+    // A spread checkpoint can hold the start for minutes with nothing to show.
+    "-c",
+    "fast",
+    "-l",
+    "plakar",
+  ];
+}
+
+export async function createPhysicalImporter(params: InitParams): Promise<ImporterConnector> {
+  const opts = parsePhysicalImportConfig(params.config);
+  const pem = await prepareConnection(opts, "logical");
+  return new PhysicalImporter(opts, pem);
+}
+
+class PhysicalImporter implements ImporterConnector {
+  readonly #opts: ParsedConn;
+  readonly #pem: PemFiles;
+  readonly #started = new Date();
+
+  constructor(opts: ParsedConn, pem: PemFiles) {
+    this.#opts = opts;
+    this.#pem = pem;
+  }
+
+  info() {
+    return {
+      origin: this.#opts.conn.host,
+      type: "postgresql+bin",
+      root: "/",
+      // STREAM: the copy can be made only once. NEEDACK: an entry is held
+      // until plakar opens or acknowledges it, and the tar stream advances
+      // only then.
+      flags: Flags.STREAM | Flags.NEEDACK,
+    };
+  }
+
+  policy() {
+    return { failImportOnOpenError: true };
+  }
+
+  #bin(): string {
+    return toolPath(this.#opts.pgBinDir, "pg_basebackup");
+  }
+
+  /** The server's facts and the tool's version, refusing what cannot work before any copy. */
+  async #preflight(): Promise<string> {
+    const versionLine = await toolVersionLine(this.#bin());
+    const client = await connectExplained(this.#opts.conn, "postgres");
+    let facts;
+    try {
+      facts = await serverFacts(client);
+    } finally {
+      await client.end().catch(() => {});
+    }
+    const problems = requirementProblems(facts);
+    const v = versionProblem(toolMajor(versionLine), versionLine, facts.serverVersionNum);
+    if (v) problems.unshift(v);
+    if (problems.length) {
+      const where = `${this.#opts.conn.host}:${this.#opts.conn.port}`;
+      throw new ServerError(`cannot back up ${where} with pg_basebackup: ${problems.join("; ")}`);
+    }
+    return versionLine;
+  }
+
+  async ping(): Promise<void> {
+    await this.#preflight();
+    await tryReplicationConnection(this.#opts.conn);
+  }
+
+  async *entries(signal: AbortSignal): AsyncIterable<ImportEntry> {
+    const opts = this.#opts;
+    const versionLine = await this.#preflight();
+    const manifest = await buildManifest({
+      conn: opts.conn,
+      connector: "postgresql+bin",
+      dumpFormat: "basebackup",
+      toolVersion: { pg_basebackup_version: versionLine },
+    });
+    const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+    yield {
+      pathname: MANIFEST_PATH,
+      fileInfo: {
+        name: MANIFEST_PATH.slice(1),
+        size: bytes.length,
+        // Beside the data files, owned and readable like them.
+        mode: 0o600,
+        modTime: this.#started,
+      },
+      open: () =>
+        new ReadableStream({
+          start(c) {
+            c.enqueue(bytes);
+            c.close();
+          },
+        }),
+    };
+
+    await using _guard = await holdWal(opts.conn, warn);
+    const tool = toolStdout({
+      bin: this.#bin(),
+      args: pgBasebackupArgs(opts),
+      env: await toolEnv(opts.conn),
+      what: `of ${opts.conn.host}:${opts.conn.port}`,
+      secrets: [opts.conn.password],
+    });
+    yield* tarEntries(tool, signal);
+  }
+
+  async close(): Promise<void> {
+    await this.#pem.remove();
+  }
+}

@@ -1,0 +1,76 @@
+// Wider pipes for streaming a tool's output. A Linux pipe holds 64 KiB and
+// pg_dump writes in 4 KiB pieces, so a reader that drains the pipe as soon
+// as it can wakes once per piece: on two cores that bookkeeping, not the
+// copying, is what a relay pays for. With a 1 MiB pipe the reader can let
+// output gather and take it in large reads while the tool never blocks.
+//
+// Best effort: F_SETPIPE_SZ through libc when FFI is allowed, else nothing
+// changes and reads simply stay small. The /proc/*/fd links are read through
+// libc's readlink too: Deno grants them only to a process with every
+// permission, and the executables run with a narrower set.
+
+const F_SETPIPE_SZ = 1031;
+/** The kernel's default /proc/sys/fs/pipe-max-size. */
+export const WIDE_PIPE = 1024 * 1024;
+/** How many of this process's descriptors are looked at for a pipe's other end. */
+const MAX_FD = 4096;
+
+interface Libc {
+  fcntl(fd: number, cmd: number, arg: number): number;
+  readlink(path: string): string | null;
+}
+let libc: Libc | null | undefined;
+
+function load(): Libc | null {
+  if (libc !== undefined) return libc;
+  try {
+    const lib = Deno.dlopen("libc.so.6", {
+      fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+      readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+    });
+    const enc = new TextEncoder();
+    const dec = new TextDecoder();
+    const buf = new Uint8Array(256);
+    libc = {
+      fcntl: (fd, cmd, arg) => lib.symbols.fcntl(fd, cmd, arg),
+      readlink: (path) => {
+        const n = Number(lib.symbols.readlink(enc.encode(path + "\0"), buf, BigInt(buf.length)));
+        return n < 0 ? null : dec.decode(buf.subarray(0, n));
+      },
+    };
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+/** Sets the size of the pipe open on `fd` of this process; false if it could not. */
+export function widenFd(fd: number, size = WIDE_PIPE): boolean {
+  if (Deno.build.os !== "linux") return false;
+  const c = load();
+  if (!c) return false;
+  try {
+    if (!c.readlink(`/proc/self/fd/${fd}`)?.startsWith("pipe:")) return false;
+    return c.fcntl(fd, F_SETPIPE_SZ, size) >= size;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Widens the pipe behind `childFd` of process `pid` (a child's stdout): finds
+ * this process's end of the same pipe in /proc and sets its size.
+ */
+export function widenChildPipe(pid: number, childFd = 1, size = WIDE_PIPE): boolean {
+  if (Deno.build.os !== "linux") return false;
+  const c = load();
+  if (!c) return false;
+  try {
+    const target = c.readlink(`/proc/${pid}/fd/${childFd}`);
+    if (!target?.startsWith("pipe:")) return false;
+    for (let fd = 0; fd < MAX_FD; fd++) {
+      if (c.readlink(`/proc/self/fd/${fd}`) === target) return widenFd(fd, size);
+    }
+  } catch { /* the child is gone or /proc is not there */ }
+  return false;
+}

@@ -1,0 +1,122 @@
+// The physical importer (postgres+bin://), part of `deno task bench` or alone
+// (`deno run -A tasks/bench_physical.ts`): bare `pg_basebackup -D - -Ft -X
+// fetch > /dev/null` against the plugin read by the lean Go reader (the
+// plugin's own throughput and peak RSS), then `plakar backup postgres+bin://`
+// end to end through this package and, when BENCH_GO_PTAR names its package,
+// the reference Go plugin. Best of N alternating rounds.
+//
+// Environment: BENCH_ROUNDS (3), BENCH_PHYS_MB (cluster data, 512),
+// BENCH_GO_PTAR (optional).
+
+import { Cluster } from "../tests/helpers/cluster.ts";
+import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { goReader, type ReaderFigures, serveDumpToGoReader } from "./bench_protocol.ts";
+
+const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
+const MB = Number(Deno.env.get("BENCH_PHYS_MB") ?? "512");
+const GO_PTAR = Deno.env.get("BENCH_GO_PTAR");
+const BIN = "/usr/lib/postgresql/15/bin";
+
+const say = (s: string) => console.log(s);
+const fmt = (n: number, d = 2) => n.toFixed(d);
+const best = (xs: number[]) => Math.min(...xs);
+
+async function seconds(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+/** Two databases of about `mb` MiB in all: tables with indexes, as a cluster really holds. */
+async function populate(c: Cluster, mb: number): Promise<void> {
+  const rows = Math.ceil((mb * 1024 * 1024) / 2 / 400);
+  for (const db of ["shop", "crm"]) {
+    await c.query(`CREATE DATABASE ${db}`);
+    await c.psql(
+      `CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, placed timestamptz);
+       INSERT INTO orders SELECT g, g % 5000, repeat(md5(g::text), 6),
+         timestamptz '2024-01-01' + g * interval '1 second' FROM generate_series(1, ${rows}) g;
+       CREATE INDEX orders_customer ON orders (customer);
+       CREATE TABLE customers (id int PRIMARY KEY, name text);
+       INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 5000) g;`,
+      db,
+    );
+  }
+  await c.query("CHECKPOINT");
+}
+
+export async function benchPhysical(): Promise<void> {
+  say(`bench: physical backup of a cluster with about ${MB} MiB of data in two databases...`);
+  await using c = await Cluster.start({ conf: ["shared_buffers = 128MB", "max_wal_size = 1GB"] });
+  await populate(c, MB);
+  const hp = `-h 127.0.0.1 -p ${c.port} -U postgres`;
+  const uri = `postgres+bin://postgres@127.0.0.1:${c.port}`;
+  const reader = await goReader();
+  await using ours = await PlakarUser.create();
+  const goUser = GO_PTAR ? await PlakarUser.create(GO_PTAR) : undefined;
+  const bare: number[] = [];
+  const lean: ReaderFigures[] = [];
+  const oursE2e: number[] = [];
+  const goE2e: number[] = [];
+  const fresh = async (u: PlakarUser) => {
+    await Deno.remove(u.store, { recursive: true }).catch(() => {});
+    ok(await u.at("create", "-plaintext"), "create");
+  };
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      bare.push(
+        await seconds(async () => {
+          const r = await new Deno.Command("sh", {
+            args: ["-c", `${BIN}/pg_basebackup ${hp} -w -D - -F tar -X fetch > /dev/null`],
+            stderr: "piped",
+          }).output();
+          if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
+        }),
+      );
+      if (reader) {
+        lean.push(
+          await serveDumpToGoReader(reader, uri, true, "postgresqlBinImporter", "postgres+bin"),
+        );
+      }
+      await fresh(ours);
+      oursE2e.push(
+        await seconds(async () => ok(await ours.at("backup", "-no-progress", uri), "backup")),
+      );
+      if (goUser) {
+        await fresh(goUser);
+        goE2e.push(
+          await seconds(async () =>
+            ok(await goUser.at("backup", "-no-progress", uri), "go backup")
+          ),
+        );
+      }
+    }
+  } finally {
+    await goUser?.[Symbol.asyncDispose]();
+  }
+  say("");
+  say(`== physical (postgres+bin://), best of ${ROUNDS}, alternating`);
+  say(`bare pg_basebackup -Ft -X fetch > /dev/null : ${fmt(best(bare))} s`);
+  if (lean.length) {
+    const l = lean.reduce((a, b) => (a.seconds <= b.seconds ? a : b));
+    const peak = Math.max(...lean.map((x) => x.peakRssBytes));
+    say(
+      `plugin read by the lean reader            : ${fmt(l.seconds)} s, ${
+        fmt(l.bytes / 2 ** 20, 0)
+      } MiB, throughput ratio ${fmt(best(bare) / l.seconds)} (target >= 0.90), peak RSS ${
+        fmt(peak / 2 ** 20, 0)
+      } MiB (target < 120)`,
+    );
+  } else say("lean reader not built (no Go): plugin throughput not measured");
+  say(`plakar backup postgres+bin:// (ours)       : ${fmt(best(oursE2e))} s`);
+  if (goE2e.length) {
+    say(`plakar backup postgres+bin:// (Go)         : ${fmt(best(goE2e))} s`);
+    say(
+      `ours / Go                                  : ${
+        fmt(best(oursE2e) / best(goE2e))
+      } (target <= 1.00)`,
+    );
+  } else say("reference Go plugin not measured (set BENCH_GO_PTAR to its .ptar)");
+}
+
+if (import.meta.main) await benchPhysical();

@@ -1,0 +1,121 @@
+import { assert, assertEquals, assertMatch, assertRejects } from "../../helpers/assert.ts";
+import { checkSpoolSpace, freeBytes, spool } from "../../../src/logical/spool.ts";
+import { liveTempFiles } from "../../../src/proc/temp_files.ts";
+
+function streamOf(parts: Uint8Array[], failAfter?: number): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (failAfter !== undefined && i === failAfter) {
+        c.error(new Error("the host went away"));
+        return;
+      }
+      if (i >= parts.length) return c.close();
+      c.enqueue(parts[i++]);
+    },
+  });
+}
+
+const entries = async (dir: string) =>
+  (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
+
+Deno.test("spool() writes the whole stream to a 0600 file in the directory, removed on dispose", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const parts = [new Uint8Array(1000).fill(1), new Uint8Array(70000).fill(2)];
+    let path: string;
+    {
+      await using file = await spool(streamOf(parts), { dir, size: 71000 });
+      path = file.path;
+      assertEquals(file.size, 71000);
+      assert(path.startsWith(dir + "/"), path);
+      const bytes = await Deno.readFile(path);
+      assertEquals(bytes.length, 71000);
+      assertEquals([bytes[0], bytes[999], bytes[1000], bytes[70999]], [1, 1, 2, 2]);
+      assertEquals((await Deno.stat(path)).mode! & 0o777, 0o600);
+      assert(liveTempFiles().includes(path), "the spool file is not registered for shutdown");
+    }
+    assertEquals(await entries(dir), []);
+    assert(!liveTempFiles().includes(path), "a removed file is still registered");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("spool() removes its file when the input fails midway", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const e = await assertRejects(() =>
+      spool(streamOf([new Uint8Array(10), new Uint8Array(10)], 1), { dir })
+    );
+    assertMatch(e.message, /the host went away/);
+    assertEquals(await entries(dir), []);
+    assertEquals(liveTempFiles(), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("spool() stops, cancels the input and removes its file when aborted", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ac = new AbortController();
+    let cancelled = false;
+    let sent = 0;
+    const input = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (sent++ === 2) {
+          ac.abort(new Error("restore cancelled"));
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        c.enqueue(new Uint8Array(100));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const e = await assertRejects(() => spool(input, { dir, signal: ac.signal }));
+    assertMatch(e.message, /cancelled/);
+    assert(cancelled, "the input was not cancelled");
+    assertEquals(await entries(dir), []);
+    assertEquals(liveTempFiles(), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("spool() refuses a file larger than the free space before writing a byte", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let cancelled = false;
+    const input = new ReadableStream<Uint8Array>({
+      pull(c) {
+        c.enqueue(new Uint8Array(1));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const tooBig = (await freeBytes(dir)) + 1024 ** 3;
+    const e = await assertRejects(() => spool(input, { dir, size: tooBig }));
+    assertMatch(
+      e.message,
+      /^Cannot spool the dump to .* \(spool_dir\): it needs \d+ MiB and \d+ MiB are free; .*without jobs=/,
+    );
+    assert(cancelled, "the input was not cancelled");
+    assertEquals(await entries(dir), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkSpoolSpace() names a spool_dir that does not exist", async () => {
+  const e = await assertRejects(() => checkSpoolSpace("/nonexistent/spool", 10));
+  assertMatch(e.message, /^Cannot spool the dump to \/nonexistent\/spool \(spool_dir\)/);
+});
+
+Deno.test("freeBytes() agrees with df within a few MiB", async () => {
+  const out = await new Deno.Command("df", { args: ["-B1", "--output=avail", "/tmp"] }).output();
+  const df = Number(new TextDecoder().decode(out.stdout).trim().split("\n")[1]);
+  assert(Math.abs((await freeBytes("/tmp")) - df) < 64 * 1024 ** 2, `df says ${df}`);
+});
