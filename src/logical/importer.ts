@@ -1,7 +1,8 @@
 // The logical importer (postgres://, postgres+aws://): /manifest.json, then
 // /00000-globals.sql from pg_dumpall --globals-only, then one pg_dump -Fc
 // custom-format file per database, numbered in alphabetical order. Dumps
-// start only when plakar opens them and stream straight through.
+// stream straight through; each starts when plakar opens its file, or when
+// plakar opens the one before it (one dump ahead: src/logical/read_ahead.ts).
 
 import {
   Flags,
@@ -19,6 +20,7 @@ import { ServerError } from "../pg/errors.ts";
 import { warn } from "../pg/log.ts";
 import { describeBackupRole, rolePasswordsWarning } from "../pg/backup_role.ts";
 import { DumpSlots } from "./dump_slots.ts";
+import { DumpChain, type DumpHandle } from "./read_ahead.ts";
 import { backupPreflight, report } from "./preflight.ts";
 import { chooseDumpTools } from "./client_tools.ts";
 import { explainLockTimeout } from "./lock_timeout.ts";
@@ -69,6 +71,8 @@ class LogicalImporter implements ImporterConnector {
   readonly #started = new Date();
   /** max_parallel_dumps: the tools running at once (pg_dumpall and each pg_dump). */
   readonly #slots: DumpSlots;
+  /** The dumps of each import, started at their Open or one ahead. */
+  readonly #chains = new Set<DumpChain>();
 
   constructor(opts: ImportOptions, pem: PemFiles) {
     this.#opts = opts;
@@ -153,8 +157,12 @@ class LogicalImporter implements ImporterConnector {
     }
   }
 
-  async *entries(): AsyncIterable<ImportEntry> {
+  async *entries(signal?: AbortSignal): AsyncIterable<ImportEntry> {
     const opts = this.#opts;
+    const chain = new DumpChain(this.#slots);
+    this.#chains.add(chain);
+    // The import stopped: a dump started ahead is killed, not left waiting.
+    signal?.addEventListener("abort", () => void chain.stop(), { once: true });
     const { databases, skipped, canReadAuthid, authidWarning, serverVersionNum } = await this
       .#databases();
     // pg_bin_dir, else PATH's pg_dump if recent enough, else pg_bin_search's best.
@@ -204,8 +212,9 @@ class LogicalImporter implements ImporterConnector {
       if (!canReadAuthid) warn(authidWarning!);
       const args = pgDumpallArgs(opts, !canReadAuthid, opts.database);
       const bin = toolPath(tools.binDir, "pg_dumpall");
-      yield this.#fileEntry(GLOBALS_PATH, () =>
-        this.#slots.start(async (onExit) =>
+      yield this.#dumpEntry(
+        GLOBALS_PATH,
+        chain.add(async (onExit) =>
           toolStdout({
             bin,
             args,
@@ -214,7 +223,8 @@ class LogicalImporter implements ImporterConnector {
             secrets,
             onExit,
           })
-        ));
+        ),
+      );
     }
 
     let n = 0;
@@ -222,20 +232,19 @@ class LogicalImporter implements ImporterConnector {
       n++;
       const args = pgDumpArgs(opts, database);
       const timeout = opts.lockWaitTimeout;
-      yield this.#fileEntry(
+      yield this.#dumpEntry(
         dumpPath(n, database),
-        () =>
-          this.#slots.start(async (onExit) =>
-            toolStdout({
-              bin: pgDump,
-              args,
-              env: await this.#freshEnv(env),
-              what: `of database ${JSON.stringify(database)}`,
-              secrets,
-              onExit,
-              explain: timeout ? (e) => explainLockTimeout(e, timeout) : undefined,
-            })
-          ),
+        chain.add(async (onExit) =>
+          toolStdout({
+            bin: pgDump,
+            args,
+            env: await this.#freshEnv(env),
+            what: `of database ${JSON.stringify(database)}`,
+            secrets,
+            onExit,
+            explain: timeout ? (e) => explainLockTimeout(e, timeout) : undefined,
+          })
+        ),
       );
     }
   }
@@ -243,6 +252,11 @@ class LogicalImporter implements ImporterConnector {
   /** IAM tokens expire: a tool started later gets a fresh one. */
   async #freshEnv(env: Record<string, string>): Promise<Record<string, string>> {
     return this.#opts.conn.passwordProvider ? await toolEnv(this.#opts.conn) : env;
+  }
+
+  /** A dump's entry: started at its Open (or one ahead), cancelled by an ack without Open. */
+  #dumpEntry(pathname: string, dump: DumpHandle): ImportEntry {
+    return { ...this.#fileEntry(pathname, dump.open), release: dump.release };
   }
 
   #fileEntry(
@@ -264,6 +278,7 @@ class LogicalImporter implements ImporterConnector {
 
   async close(): Promise<void> {
     this.#slots.close();
+    await Promise.all([...this.#chains].map((c) => c.stop()));
     await this.#pem.remove();
   }
 }

@@ -7,7 +7,7 @@
 // live (a few MiB in flight); a full collection of this small heap takes about
 // a millisecond. Without gc() nothing changes.
 
-const COLLECT_EVERY = 16 * 1024 * 1024;
+const COLLECT_EVERY = 8 * 1024 * 1024;
 
 let since = 0;
 

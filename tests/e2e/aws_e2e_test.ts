@@ -507,11 +507,12 @@ Deno.test("a backup that outlives its first token still works: every tool proces
     [...Array(6).fill("pg_dump"), "pg_dumpall"],
   );
   assertEquals(new Set(tools.map((a) => a.client!.pid)).size, tools.length);
-  // plakar reads the files one after the other, and each connection is held
-  // 1.1 s: every process signed in a later second than the one before, so
-  // every token differs (tokens signed within one second are identical, as
-  // X-Amz-Date has a one-second resolution).
-  assertEquals(new Set(tools.map((a) => a.token)).size, tools.length);
+  // Tokens signed within one second are identical (X-Amz-Date has a
+  // one-second resolution), and a dump may start one file ahead of plakar,
+  // so two processes can present the same token; what proves the refresh is
+  // below: no token was older than 3 s at use while the backup's connections
+  // spanned more than that, so no single token could have served them all.
+  assert(new Set(tools.map((a) => a.token)).size >= 2, "every tool presented one token");
   const span = auths.at(-1)!.at.getTime() - auths[0].at.getTime();
   assert(span > 3000, `the backup's connections spanned only ${span} ms`);
   for (const a of auths) {
