@@ -20,6 +20,9 @@
 //             max_parallel_dumps=1 and 4.
 // 6. (tasks/bench_many.ts): BENCH_DBS small databases, a bare pg_dump loop
 //             against `plakar backup postgres://` of the whole cluster.
+// 7. (tasks/bench_physical.ts): bare pg_basebackup against the physical
+//             importer read by the lean reader (ratio, peak RSS), and
+//             `plakar backup postgres+bin://` through ours and the Go plugin.
 //
 // Environment: BENCH_MB (database size, default 1024), BENCH_ROUNDS (3),
 // BENCH_GO_PTAR (optional path to the reference integration's package).
@@ -36,6 +39,7 @@ import {
 } from "./bench_protocol.ts";
 import { benchParallel } from "./bench_parallel.ts";
 import { benchMany } from "./bench_many.ts";
+import { benchPhysical } from "./bench_physical.ts";
 
 const MB = Number(Deno.env.get("BENCH_MB") ?? "1024");
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
@@ -304,4 +308,6 @@ if (import.meta.main) {
   await benchParallel();
   // 6. many small databases.
   await benchMany();
+  // 7. physical backups.
+  await benchPhysical();
 }

@@ -311,8 +311,15 @@ export async function serve(
       (e) => `protocol error: ${(e as Error).message}`,
     );
     const why = await Promise.race([served, gone]);
-    clean = why === "input closed" && active === 0;
-    if (!clean) console.error(`postgresql: host connection ended: ${why}; stopping`);
+    // plakar closes both pipes once it is done, so a broken output with no
+    // call in progress is a normal end; with calls in progress it is not.
+    const protocolError = why.startsWith("protocol error");
+    clean = active === 0 && !protocolError;
+    if (!clean) {
+      console.error(
+        `postgresql: host connection ended (${why}) with ${active} call(s) in progress; stopping`,
+      );
+    }
   } finally {
     for (const sig of signals) {
       try {
