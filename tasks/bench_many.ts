@@ -17,22 +17,13 @@
 
 import { Cluster } from "../tests/helpers/cluster.ts";
 import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { best, fmt, say, seconds } from "./bench_util.ts";
 import { buildManifest } from "../src/pg/manifest.ts";
 
 const DBS = Number(Deno.env.get("BENCH_DBS") ?? "300");
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 const GO_PTAR = Deno.env.get("BENCH_GO_PTAR");
 const BIN = "/usr/lib/postgresql/15/bin";
-
-const say = (s: string) => console.log(s);
-const fmt = (n: number, d = 2) => n.toFixed(d);
-const best = (xs: number[]) => Math.min(...xs);
-
-async function seconds(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
 
 async function sh(cmd: string): Promise<void> {
   const r = await new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "piped" })

@@ -13,20 +13,11 @@
 
 import { Cluster } from "../tests/helpers/cluster.ts";
 import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { best, fmt, say, seconds } from "./bench_util.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 const INDEX_ROWS = Number(Deno.env.get("BENCH_INDEX_ROWS") ?? "1000000");
 const DB_MB = Number(Deno.env.get("BENCH_DB_MB") ?? "64");
-
-const say = (s: string) => console.log(s);
-const fmt = (n: number, d = 2) => n.toFixed(d);
-const best = (xs: number[]) => Math.min(...xs);
-
-async function seconds(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
 
 /** A table with a primary key and four secondary indexes: restore time is mostly index builds. */
 async function indexHeavy(c: Cluster, rows: number): Promise<void> {

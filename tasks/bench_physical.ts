@@ -10,22 +10,13 @@
 
 import { Cluster } from "../tests/helpers/cluster.ts";
 import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { best, fmt, say, seconds } from "./bench_util.ts";
 import { goReader, type ReaderFigures, serveDumpToGoReader } from "./bench_protocol.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 const MB = Number(Deno.env.get("BENCH_PHYS_MB") ?? "512");
 const GO_PTAR = Deno.env.get("BENCH_GO_PTAR");
 const BIN = "/usr/lib/postgresql/15/bin";
-
-const say = (s: string) => console.log(s);
-const fmt = (n: number, d = 2) => n.toFixed(d);
-const best = (xs: number[]) => Math.min(...xs);
-
-async function seconds(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
 
 /** Two databases of about `mb` MiB in all: tables with indexes, as a cluster really holds. */
 async function populate(c: Cluster, mb: number): Promise<void> {

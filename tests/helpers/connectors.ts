@@ -96,3 +96,18 @@ export async function exportAll(
   }
   return { errors, finishError };
 }
+
+/** A postgres:// logical exporter made from `config`, fed `files`, then closed. */
+export async function restoreFiles(
+  config: Record<string, string>,
+  files: Map<string, Uint8Array>,
+): Promise<{ errors: Map<string, string>; finishError?: string }> {
+  // Imported here: the helpers of protocol-level tests need no connector.
+  const { createLogicalExporter } = await import("../../src/logical/exporter.ts");
+  const exp = await createLogicalExporter(params("postgres", config), "logical");
+  try {
+    return await exportAll(exp, files);
+  } finally {
+    await exp.close();
+  }
+}

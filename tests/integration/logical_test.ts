@@ -11,7 +11,7 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "../helpers/assert.ts";
-import { exportAll, importAll, params } from "../helpers/connectors.ts";
+import { importAll, params, restoreFiles } from "../helpers/connectors.ts";
 import {
   assertSameClusters,
   AWKWARD_DB,
@@ -23,7 +23,6 @@ import {
   snapshotDb,
 } from "../helpers/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { createLogicalExporter } from "../../src/logical/exporter.ts";
 import { encodeDbName } from "../../src/pg/names.ts";
 
 const PW = "Sup3r-secret!pw";
@@ -37,14 +36,7 @@ async function backup(config: Record<string, string>) {
   }
 }
 
-async function restore(config: Record<string, string>, files: Map<string, Uint8Array>) {
-  const exp = await createLogicalExporter(params("postgres", config), "logical");
-  try {
-    return await exportAll(exp, files);
-  } finally {
-    await exp.close();
-  }
-}
+const restore = restoreFiles;
 
 const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b ?? new Uint8Array());
 

@@ -4,10 +4,9 @@
 
 import { Cluster } from "../helpers/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { exportAll, importAll, params } from "../helpers/connectors.ts";
+import { importAll, params, restoreFiles } from "../helpers/connectors.ts";
 import { makeAppDb, makeRoles } from "../helpers/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { createLogicalExporter } from "../../src/logical/exporter.ts";
 
 /** The app database's dump (fixture tables, a grant to app_reader, a comment). */
 async function appDump(): Promise<Map<string, Uint8Array>> {
@@ -28,14 +27,7 @@ async function appDump(): Promise<Map<string, Uint8Array>> {
   }
 }
 
-async function restore(config: Record<string, string>, files: Map<string, Uint8Array>) {
-  const exp = await createLogicalExporter(params("postgres", config), "logical");
-  try {
-    return await exportAll(exp, files);
-  } finally {
-    await exp.close();
-  }
-}
+const restore = restoreFiles;
 
 const one = async <T>(c: Cluster, sql: string, db = "app") =>
   Object.values((await c.query(sql, db))[0] as Record<string, T>)[0];

@@ -5,20 +5,13 @@
 
 import { Cluster } from "../helpers/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { exportAll, params } from "../helpers/connectors.ts";
+import { exportAll, params, restoreFiles } from "../helpers/connectors.ts";
 import { canLogin, makeAppDb, makeRoles } from "../helpers/fixtures.ts";
 import { createLogicalExporter } from "../../src/logical/exporter.ts";
 
 const BIN = "/usr/lib/postgresql/15/bin";
 
-async function restore(config: Record<string, string>, files: Map<string, Uint8Array>) {
-  const exp = await createLogicalExporter(params("postgres", config), "logical");
-  try {
-    return await exportAll(exp, files);
-  } finally {
-    await exp.close();
-  }
-}
+const restore = restoreFiles;
 
 /** Runs pg_dump or pg_dumpall against `c` and returns its output. */
 async function dumpTool(c: Cluster, bin: string, args: string[]): Promise<Uint8Array> {

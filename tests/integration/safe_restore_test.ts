@@ -7,9 +7,9 @@
 import pg from "pg";
 import { Cluster } from "../helpers/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { exportAll, importAll, params } from "../helpers/connectors.ts";
+import { importAll, params, restoreFiles } from "../helpers/connectors.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { createLogicalExporter, pgRestoreArgs } from "../../src/logical/exporter.ts";
+import { pgRestoreArgs } from "../../src/logical/exporter.ts";
 import { renamedCreateDatabase, workNames } from "../../src/logical/safe_restore.ts";
 import { asciiText, readArchiveToc } from "../../src/pg/archive_toc.ts";
 import { parseExportConfig } from "../../src/pg/config.ts";
@@ -29,14 +29,7 @@ async function backup(config: Record<string, string>) {
   }
 }
 
-async function restore(config: Record<string, string>, files: Map<string, Uint8Array>) {
-  const exp = await createLogicalExporter(params("postgres", config), "logical");
-  try {
-    return await exportAll(exp, files);
-  } finally {
-    await exp.close();
-  }
-}
+const restore = restoreFiles;
 
 /** A cluster with database `app` owned by app_owner: table t with `rows` rows, and db-level properties. */
 async function makeApp(c: Cluster, rows: number, label: string): Promise<void> {
