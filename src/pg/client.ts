@@ -18,18 +18,19 @@ import { effectiveUser, lookupPassword, type PgpassLookup } from "./pgpass.ts";
  */
 export const CLIENT_CHECK_OPTION = "-c client_connection_check_interval=2000";
 
-/** Servers (host:port) known to refuse CLIENT_CHECK_OPTION (PostgreSQL 13 and older). */
-const noClientCheck = new Set<string>();
+/**
+ * What a catalog connection learnt of each server (host:port): whether it
+ * takes CLIENT_CHECK_OPTION (false: PostgreSQL 13 and older refuse it).
+ */
+const clientCheck = new Map<string, boolean>();
 
 /**
  * Whether tools started against `conn` may pass CLIENT_CHECK_OPTION: true
  * once a catalog connection has shown the server accepts it.
  */
 export function clientCheckSupported(conn: ConnConfig): boolean {
-  return clientCheckKnown.has(`${conn.host}:${conn.port}`) &&
-    !noClientCheck.has(`${conn.host}:${conn.port}`);
+  return clientCheck.get(`${conn.host}:${conn.port}`) === true;
 }
-const clientCheckKnown = new Set<string>();
 
 /** Resolves the password (static or a fresh token). */
 export async function currentPassword(conn: ConnConfig): Promise<string | undefined> {
@@ -138,7 +139,7 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
   };
   const server = `${conn.host}:${conn.port}`;
   const attempt = async (ssl: false | Record<string, unknown>): Promise<pg.Client> => {
-    const check = !noClientCheck.has(server);
+    const check = clientCheck.get(server) !== false;
     const client = new pg.Client({
       ...base,
       ssl,
@@ -148,14 +149,13 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     client.on("error", () => {});
     try {
       await client.connect();
-      clientCheckKnown.add(server);
+      if (check) clientCheck.set(server, true);
       return client;
     } catch (e) {
       await client.end().catch(() => {});
       // 42704: unrecognized configuration parameter (a server before 14).
       if (check && (e as { code?: string }).code === "42704") {
-        noClientCheck.add(server);
-        clientCheckKnown.add(server);
+        clientCheck.set(server, false);
         return await attempt(ssl);
       }
       throw fromPasswordFile(e, lookup);

@@ -8,25 +8,9 @@ import { Cluster } from "../helpers/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { ok, PlakarUser } from "../helpers/e2e.ts";
 import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { withEnv } from "../helpers/env.ts";
 
 const PW = "E2e-pgpass-s3cret";
-
-/** Runs `fn` with these environment variables set (undefined: unset), then restores them. */
-async function withEnv<T>(env: Record<string, string | undefined>, fn: () => Promise<T>) {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-  const apply = (e: Record<string, string | undefined>) => {
-    for (const [k, v] of Object.entries(e)) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
-  };
-  apply(env);
-  try {
-    return await fn();
-  } finally {
-    apply(saved);
-  }
-}
 
 /** The newest snapshot's `plakar info`, after checking it holds the dump. */
 async function newestInfo(u: PlakarUser, dump: string): Promise<string> {

@@ -73,6 +73,23 @@ async function run(
   return text;
 }
 
+/** Runs SQL on one fresh npm:pg connection and returns the rows. */
+export async function queryServer<T>(
+  server: { host: string; port: number; user: string; password?: string },
+  sql: string,
+  database: string,
+  params: unknown[] = [],
+  ssl: false | Record<string, unknown> = false,
+): Promise<T[]> {
+  const client = new pg.Client({ ...server, database, ssl });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -268,21 +285,13 @@ export class Cluster implements AsyncDisposable {
     database = "postgres",
     params: unknown[] = [],
   ): Promise<T[]> {
-    const client = new pg.Client({
-      host: this.host,
-      port: this.port,
-      user: this.superuser,
-      password: this.password,
+    return await queryServer<T>(
+      { host: this.host, port: this.port, user: this.superuser, password: this.password },
+      sql,
       database,
-      ssl: this.tls ? { rejectUnauthorized: false } : false,
-    });
-    await client.connect();
-    try {
-      const r = await client.query(sql, params);
-      return r.rows as T[];
-    } finally {
-      await client.end();
-    }
+      params,
+      this.tls ? { rejectUnauthorized: false } : false,
+    );
   }
 
   /** Runs a SQL script through psql (multiple statements, CREATE DATABASE, etc.). */

@@ -3,9 +3,7 @@
 // the same major. The source's port and socket directory (in the copied
 // postgresql.auto.conf) are overridden on the command line.
 
-// @ts-types="@types/pg"
-import pg from "pg";
-import { embeddedBinDir } from "./cluster.ts";
+import { embeddedBinDir, queryServer } from "./cluster.ts";
 
 const APT_BIN = "/usr/lib/postgresql/15/bin";
 const isRoot = Deno.uid() === 0;
@@ -105,19 +103,12 @@ export class RestoredServer implements AsyncDisposable {
     database = "postgres",
     params: unknown[] = [],
   ): Promise<T[]> {
-    const client = new pg.Client({
-      host: this.host,
-      port: this.port,
-      user: this.superuser,
-      password: this.password,
+    return await queryServer<T>(
+      { host: this.host, port: this.port, user: this.superuser, password: this.password },
+      sql,
       database,
-    });
-    await client.connect();
-    try {
-      return (await client.query(sql, params)).rows as T[];
-    } finally {
-      await client.end();
-    }
+      params,
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

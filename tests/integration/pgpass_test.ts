@@ -9,6 +9,7 @@ import { exportAll, importAll, params } from "../helpers/connectors.ts";
 import { makeAppDb, makeRoles } from "../helpers/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 import { createLogicalExporter } from "../../src/logical/exporter.ts";
+import { withEnv } from "../helpers/env.ts";
 
 const PW = "Pgpass-s3cret!";
 
@@ -19,23 +20,6 @@ async function backup(config: Record<string, string>) {
     return await importAll(imp);
   } finally {
     await imp.close();
-  }
-}
-
-/** Runs `fn` with these environment variables set (undefined: unset), then restores them. */
-async function withEnv<T>(env: Record<string, string | undefined>, fn: () => Promise<T>) {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-  const apply = (e: Record<string, string | undefined>) => {
-    for (const [k, v] of Object.entries(e)) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
-  };
-  apply(env);
-  try {
-    return await fn();
-  } finally {
-    apply(saved);
   }
 }
 

@@ -17,6 +17,7 @@ import {
   MAX_STREAMS,
 } from "../../../src/kloset/h2/connection.ts";
 import { Call } from "../../../src/kloset/rpc.ts";
+import { encodeFrame, MemPipe, PREFACE, setting, u32 } from "../../helpers/h2_frames.ts";
 
 const BUDGET_MS = Number(Deno.env.get("H2_FUZZ_MS") ?? 10_000);
 const SEED = Number(Deno.env.get("H2_FUZZ_SEED") ?? (Date.now() % 2 ** 31));
@@ -56,79 +57,7 @@ class Rand {
   }
 }
 
-/** One direction of an in-memory byte stream; a write waits while `capacity` bytes are unread. */
-class MemPipe {
-  #chunks: Uint8Array[] = [];
-  #size = 0;
-  #closed = false;
-  #waiters: (() => void)[] = [];
-  constructor(readonly capacity = Infinity) {}
-  get buffered(): number {
-    return this.#size;
-  }
-  #wait(): Promise<void> {
-    return new Promise((r) => this.#waiters.push(r));
-  }
-  #notify(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-  async write(b: Uint8Array): Promise<number> {
-    while (this.#size >= this.capacity && !this.#closed) await this.#wait();
-    if (this.#closed) throw new Error("pipe closed");
-    this.#chunks.push(b.slice());
-    this.#size += b.length;
-    this.#notify();
-    return b.length;
-  }
-  async read(buf: Uint8Array): Promise<number | null> {
-    while (!this.#chunks.length) {
-      if (this.#closed) return null;
-      await this.#wait();
-    }
-    let n = 0;
-    while (n < buf.length && this.#chunks.length) {
-      const c = this.#chunks[0];
-      const take = Math.min(c.length, buf.length - n);
-      buf.set(c.subarray(0, take), n);
-      n += take;
-      if (take === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(take);
-    }
-    this.#size -= n;
-    this.#notify();
-    return n;
-  }
-  close(): void {
-    this.#closed = true;
-    this.#notify();
-  }
-}
-
-const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
-function frame(type: number, flags: number, id: number, payload: Uint8Array): Uint8Array {
-  const f = new Uint8Array(9 + payload.length);
-  f[0] = payload.length >>> 16;
-  f[1] = (payload.length >>> 8) & 0xff;
-  f[2] = payload.length & 0xff;
-  f[3] = type;
-  f[4] = flags;
-  new DataView(f.buffer).setUint32(5, id >>> 0);
-  f.set(payload, 9);
-  return f;
-}
-
-const u32 = (n: number) => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0);
-  return b;
-};
-const setting = (key: number, value: number) => {
-  const b = new Uint8Array(6);
-  new DataView(b.buffer).setUint16(0, key);
-  new DataView(b.buffer).setUint32(2, value >>> 0);
-  return b;
-};
+const frame = encodeFrame;
 const grpc = (body: Uint8Array) => {
   const b = new Uint8Array(5 + body.length);
   new DataView(b.buffer).setUint32(1, body.length);

@@ -12,6 +12,7 @@ import {
   huffmanDecode,
 } from "../../../src/kloset/h2/hpack.ts";
 import { Call, type Handler, serve } from "../../../src/kloset/rpc.ts";
+import { type Frame, FrameIO, MemPipe, PREFACE, setting, u32 } from "../../helpers/h2_frames.ts";
 import {
   H2Connection,
   H2Error,
@@ -281,80 +282,6 @@ Deno.test("h2: concurrent calls, an unknown method, an error status, a reset see
 });
 
 /** A raw HTTP/2 client end: frames written and read by hand. */
-class RawPeer {
-  #buf = new Uint8Array(0);
-  #pending: Promise<Uint8Array | null> | undefined;
-  constructor(readonly conn: Deno.Conn) {}
-
-  async send(type: number, flags: number, id: number, payload: Uint8Array): Promise<void> {
-    const f = new Uint8Array(9 + payload.length);
-    f[0] = payload.length >>> 16;
-    f[1] = (payload.length >>> 8) & 0xff;
-    f[2] = payload.length & 0xff;
-    f[3] = type;
-    f[4] = flags;
-    new DataView(f.buffer).setUint32(5, id);
-    f.set(payload, 9);
-    await this.conn.write(f);
-  }
-
-  /** The next frame, or null if none arrives within `ms`. */
-  async frame(
-    ms = 2000,
-  ): Promise<{ type: number; flags: number; id: number; payload: Uint8Array } | null> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      if (this.#buf.length >= 9) {
-        const len = (this.#buf[0] << 16) | (this.#buf[1] << 8) | this.#buf[2];
-        if (this.#buf.length >= 9 + len) {
-          const f = {
-            type: this.#buf[3],
-            flags: this.#buf[4],
-            id: new DataView(this.#buf.buffer, this.#buf.byteOffset).getUint32(5) & 0x7fffffff,
-            payload: this.#buf.slice(9, 9 + len),
-          };
-          this.#buf = this.#buf.slice(9 + len);
-          return f;
-        }
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      // A read that outlives a timeout is kept for the next call.
-      this.#pending ??= (async () => {
-        const chunk = new Uint8Array(65536);
-        const n = await this.conn.read(chunk);
-        return n === null ? null : chunk.subarray(0, n);
-      })();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const got = await Promise.race([
-        this.#pending,
-        new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), left))),
-      ]);
-      clearTimeout(timer);
-      if (got === "timeout") return null;
-      this.#pending = undefined;
-      if (got === null) return null;
-      const n = got.length;
-      const chunk = got;
-      const merged = new Uint8Array(this.#buf.length + n);
-      merged.set(this.#buf);
-      merged.set(chunk.subarray(0, n), this.#buf.length);
-      this.#buf = merged;
-    }
-  }
-}
-
-const u32 = (n: number) => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n);
-  return b;
-};
-const setting = (key: number, value: number) => {
-  const b = new Uint8Array(6);
-  new DataView(b.buffer).setUint16(0, key);
-  new DataView(b.buffer).setUint32(2, value);
-  return b;
-};
 
 Deno.test("h2: CONTINUATION, padding, PING, and a stream window set to 0 then raised by SETTINGS", async () => {
   const body = pattern(100_000, 7);
@@ -373,7 +300,7 @@ Deno.test("h2: CONTINUATION, padding, PING, and a stream window set to 0 then ra
     async () => {},
     { read: (b) => conn.read(b), write: (b) => conn.write(b) },
   );
-  const peer = new RawPeer(client);
+  const peer = new FrameIO(client);
   try {
     await client.write(new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
     // Stream windows start at 0: no DATA may come until they are raised.
@@ -450,69 +377,6 @@ Deno.test("h2: CONTINUATION, padding, PING, and a stream window set to 0 then ra
 // ---------------------------------------------------------------------------
 // Hostile peers, in memory: raw frames against H2Connection (RFC 9113).
 
-/** One direction of an in-memory byte stream; a write waits while `capacity` bytes are unread. */
-export class MemPipe {
-  #chunks: Uint8Array[] = [];
-  #size = 0;
-  #closed = false;
-  #waiters: (() => void)[] = [];
-  constructor(readonly capacity = Infinity) {}
-
-  get buffered(): number {
-    return this.#size;
-  }
-
-  #wait(): Promise<void> {
-    return new Promise((r) => this.#waiters.push(r));
-  }
-
-  #notify(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  async write(b: Uint8Array): Promise<number> {
-    while (this.#size >= this.capacity && !this.#closed) await this.#wait();
-    if (this.#closed) throw new Error("pipe closed");
-    this.#chunks.push(b.slice());
-    this.#size += b.length;
-    this.#notify();
-    return b.length;
-  }
-
-  async read(buf: Uint8Array): Promise<number | null> {
-    while (!this.#chunks.length) {
-      if (this.#closed) return null;
-      await this.#wait();
-    }
-    let n = 0;
-    while (n < buf.length && this.#chunks.length) {
-      const c = this.#chunks[0];
-      const take = Math.min(c.length, buf.length - n);
-      buf.set(c.subarray(0, take), n);
-      n += take;
-      if (take === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(take);
-    }
-    this.#size -= n;
-    this.#notify();
-    return n;
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#notify();
-  }
-}
-
-interface Frame {
-  type: number;
-  flags: number;
-  id: number;
-  payload: Uint8Array;
-}
-
-const PREFACE_BYTES = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
 /** A client written by hand against an H2Connection over in-memory pipes. */
 class MemSession {
   readonly up: MemPipe; // client → server
@@ -521,14 +385,13 @@ class MemSession {
   /** How serve() ended: undefined while running, null if it resolved. */
   outcome: unknown = undefined;
   readonly served: Promise<void>;
-  #buf = new Uint8Array(0);
-  #pending: Promise<number | null> | undefined;
-  #chunk = new Uint8Array(65536);
+  readonly #io: FrameIO;
   readonly dec = new HpackDecoder();
 
   constructor(handler: (c: Call) => void | Promise<void> = echo, downCapacity = Infinity) {
     this.up = new MemPipe();
     this.down = new MemPipe(downCapacity);
+    this.#io = new FrameIO({ read: (b) => this.down.read(b), write: (b) => this.up.write(b) });
     this.conn = new H2Connection(
       { read: (b) => this.up.read(b), write: (b) => this.down.write(b) },
       (s) => {
@@ -544,20 +407,12 @@ class MemSession {
 
   /** Preface and an empty SETTINGS, as every client starts. */
   async start(settings: Uint8Array = new Uint8Array(0)): Promise<void> {
-    await this.up.write(PREFACE_BYTES);
+    await this.up.write(PREFACE);
     await this.send(4, 0, 0, settings);
   }
 
-  async send(type: number, flags: number, id: number, payload: Uint8Array): Promise<void> {
-    const f = new Uint8Array(9 + payload.length);
-    f[0] = payload.length >>> 16;
-    f[1] = (payload.length >>> 8) & 0xff;
-    f[2] = payload.length & 0xff;
-    f[3] = type;
-    f[4] = flags;
-    new DataView(f.buffer).setUint32(5, id);
-    f.set(payload, 9);
-    await this.up.write(f);
+  send(type: number, flags: number, id: number, payload: Uint8Array): Promise<void> {
+    return this.#io.send(type, flags, id, payload);
   }
 
   /** Request headers for `path` on stream `id`. */
@@ -577,39 +432,8 @@ class MemSession {
   }
 
   /** The next frame from the server, or null at its end or after `ms`. */
-  async frame(ms = 2000): Promise<Frame | null> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      if (this.#buf.length >= 9) {
-        const len = (this.#buf[0] << 16) | (this.#buf[1] << 8) | this.#buf[2];
-        if (this.#buf.length >= 9 + len) {
-          const f = {
-            type: this.#buf[3],
-            flags: this.#buf[4],
-            id: new DataView(this.#buf.buffer, this.#buf.byteOffset).getUint32(5) & 0x7fffffff,
-            payload: this.#buf.slice(9, 9 + len),
-          };
-          this.#buf = this.#buf.subarray(9 + len);
-          return f;
-        }
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      this.#pending ??= this.down.read(this.#chunk);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const got = await Promise.race([
-        this.#pending,
-        new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), left))),
-      ]);
-      clearTimeout(timer);
-      if (got === "timeout") return null;
-      this.#pending = undefined;
-      if (got === null) return null;
-      const merged = new Uint8Array(this.#buf.length + got);
-      merged.set(this.#buf);
-      merged.set(this.#chunk.subarray(0, got), this.#buf.length);
-      this.#buf = merged;
-    }
+  frame(ms = 2000): Promise<Frame | null> {
+    return this.#io.frame(ms);
   }
 
   /** Frames until one matches (returned) or the server stops sending (null). */

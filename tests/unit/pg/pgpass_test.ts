@@ -5,6 +5,7 @@ import {
   lookupPassword,
   passwordFilePath,
 } from "../../../src/pg/pgpass.ts";
+import { withEnv } from "../../helpers/env.ts";
 
 const KEY = { host: "db.example.com", port: 5432, database: "app", user: "alice" };
 
@@ -46,24 +47,6 @@ Deno.test("findPassword() follows libpq: comments, CRLF, escapes, socket hosts",
   assertEquals(findPassword("db.example.co:5432:app:alice:x", KEY), undefined);
   assertEquals(findPassword("db.example.com:5432:app:alic:x", KEY), undefined);
 });
-
-async function withEnv<T>(
-  env: Record<string, string | undefined>,
-  fn: () => T | Promise<T>,
-) {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-  const apply = (e: Record<string, string | undefined>) => {
-    for (const [k, v] of Object.entries(e)) {
-      v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-    }
-  };
-  apply(env);
-  try {
-    return await fn();
-  } finally {
-    apply(saved);
-  }
-}
 
 Deno.test("the password file is PGPASSFILE, else ~/.pgpass under $HOME", async () => {
   const dir = await Deno.makeTempDir();
