@@ -48,6 +48,20 @@ export interface FileInfo {
 }
 
 /** One entry an importer emits. */
+/** An entry's content: a stream, or bytes already in memory. */
+export type EntryContent = ReadableStream<Uint8Array> | Uint8Array;
+
+/** An entry's content as a stream, whichever form it was given in. */
+export function contentStream(content: EntryContent): ReadableStream<Uint8Array> {
+  if (!(content instanceof Uint8Array)) return content;
+  return new ReadableStream({
+    start(c) {
+      if (content.length) c.enqueue(content);
+      c.close();
+    },
+  });
+}
+
 export interface ImportEntry {
   /** Absolute path in the snapshot, e.g. "/00001-app.dump". */
   pathname: string;
@@ -62,8 +76,10 @@ export interface ImportEntry {
    * the entry. A stream that errors fails the Open with the error's message.
    * When the host never opens the entry (it acknowledged it instead), the
    * adapter calls `release` so the producer can be cleaned up without starting.
+   * Content already in memory (a small file, the manifest) may be returned
+   * as bytes: it is sent as it is, without a stream around it.
    */
-  open?: () => ReadableStream<Uint8Array> | Promise<ReadableStream<Uint8Array>>;
+  open?: () => EntryContent | Promise<EntryContent>;
   release?: () => void | Promise<void>;
 }
 

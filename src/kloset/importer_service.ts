@@ -19,7 +19,7 @@ import {
   PingRequestSchema,
   PingResponseSchema,
 } from "./gen/importer_pb.ts";
-import type { ImportEntry, ImporterConnector, ImporterFactory } from "./connector.ts";
+import type { EntryContent, ImportEntry, ImporterConnector, ImporterFactory } from "./connector.ts";
 import { entryToRecord } from "./convert.ts";
 import { ConnectorSlot } from "./slot.ts";
 import { Code, KlosetError, oneLine } from "./errors.ts";
@@ -70,11 +70,14 @@ export async function* chunks(
   pool = new ChunkPool(chunkSize),
   signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
-  let buf = pool.take();
+  // A buffer is taken only when bytes are about to land in it, and one left
+  // unused is given back: a cluster's thousands of small files would
+  // otherwise each cost a spare buffer to the collector.
+  let buf: Uint8Array | undefined;
   let len = 0;
   const seal = () => {
-    const chunk = buf.subarray(0, len);
-    buf = pool.take();
+    const chunk = buf!.subarray(0, len);
+    buf = undefined;
     len = 0;
     return chunk;
   };
@@ -82,14 +85,15 @@ export async function* chunks(
   try {
     byob = stream.getReader({ mode: "byob" });
   } catch { /* not a byte stream */ }
-  if (byob) {
-    const r = byob;
-    let finished = false;
-    const onAbort = () => void r.cancel(signal?.reason).catch(() => {});
-    signal?.addEventListener("abort", onAbort);
-    try {
-      if (signal?.aborted) return;
+  const reader = byob ?? stream.getReader();
+  let finished = false;
+  const onAbort = () => void reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort);
+  try {
+    if (signal?.aborted) return;
+    if (byob) {
       for (;;) {
+        buf ??= pool.take();
         const { value, done } = await byob.read(new Uint8Array(buf.buffer, len, chunkSize - len));
         // The read hands the same memory back in a new ArrayBuffer.
         if (value) buf = new Uint8Array(value.buffer);
@@ -97,37 +101,27 @@ export async function* chunks(
         len += value.length;
         if (len === chunkSize) yield seal();
       }
-      finished = true;
-      if (len > 0) yield seal();
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      if (!finished) await byob.cancel().catch(() => {});
-      byob.releaseLock();
-    }
-    return;
-  }
-  const reader = stream.getReader();
-  let finished = false;
-  const onAbort = () => void reader.cancel(signal?.reason).catch(() => {});
-  signal?.addEventListener("abort", onAbort);
-  try {
-    if (signal?.aborted) return;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      let off = 0;
-      while (off < value.length) {
-        const n = Math.min(chunkSize - len, value.length - off);
-        buf.set(value.subarray(off, off + n), len);
-        len += n;
-        off += n;
-        if (len === chunkSize) yield seal();
+    } else {
+      const plain = reader as ReadableStreamDefaultReader<Uint8Array>;
+      for (;;) {
+        const { value, done } = await plain.read();
+        if (done) break;
+        let off = 0;
+        while (off < value.length) {
+          buf ??= pool.take();
+          const n = Math.min(chunkSize - len, value.length - off);
+          buf.set(value.subarray(off, off + n), len);
+          len += n;
+          off += n;
+          if (len === chunkSize) yield seal();
+        }
       }
     }
     finished = true;
     if (len > 0) yield seal();
   } finally {
     signal?.removeEventListener("abort", onAbort);
+    if (buf && len === 0) pool.give(buf);
     if (!finished) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
@@ -248,7 +242,7 @@ export class ImporterService {
       return;
     }
     this.#held.delete(pathname);
-    let stream: ReadableStream<Uint8Array>;
+    let stream: EntryContent;
     try {
       stream = await entry.open();
     } catch (e) {
@@ -256,6 +250,15 @@ export class ImporterService {
       report(`${pathname}: ${err.message}`);
       call.fail(err);
       this.#failWhole(connector, pathname, err);
+      return;
+    }
+    if (stream instanceof Uint8Array) {
+      // In memory already: sent as it is, a chunk's size at a time.
+      for (let off = 0; off < stream.length; off += CHUNK_SIZE) {
+        const chunk = stream.subarray(off, off + CHUNK_SIZE);
+        await call.send(chunkHeader(chunk.length), chunk);
+      }
+      call.end();
       return;
     }
     try {

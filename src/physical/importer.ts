@@ -110,32 +110,9 @@ class PhysicalImporter implements ImporterConnector {
   async *entries(signal: AbortSignal): AsyncIterable<ImportEntry> {
     const opts = this.#opts;
     const versionLine = await this.#preflight();
-    const manifest = await buildManifest({
-      conn: opts.conn,
-      connector: "postgresql+bin",
-      dumpFormat: "basebackup",
-      toolVersion: { pg_basebackup_version: versionLine },
-    });
-    const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
-    yield {
-      pathname: MANIFEST_PATH,
-      fileInfo: {
-        name: MANIFEST_PATH.slice(1),
-        size: bytes.length,
-        // Beside the data files, owned and readable like them.
-        mode: 0o600,
-        modTime: this.#started,
-      },
-      open: () =>
-        new ReadableStream({
-          start(c) {
-            c.enqueue(bytes);
-            c.close();
-          },
-        }),
-    };
-
     await using _guard = await holdWal(opts.conn, warn);
+    // The copy starts while the catalog is introspected for the manifest:
+    // its checkpoint and first files wait in the pipe meanwhile.
     const tool = toolStdout({
       bin: this.#bin(),
       args: pgBasebackupArgs(opts),
@@ -143,7 +120,30 @@ class PhysicalImporter implements ImporterConnector {
       what: `of ${opts.conn.host}:${opts.conn.port}`,
       secrets: [opts.conn.password],
     });
-    yield* tarEntries(tool, signal);
+    try {
+      const manifest = await buildManifest({
+        conn: opts.conn,
+        connector: "postgresql+bin",
+        dumpFormat: "basebackup",
+        toolVersion: { pg_basebackup_version: versionLine },
+      });
+      const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+      yield {
+        pathname: MANIFEST_PATH,
+        fileInfo: {
+          name: MANIFEST_PATH.slice(1),
+          size: bytes.length,
+          // Beside the data files, owned and readable like them.
+          mode: 0o600,
+          modTime: this.#started,
+        },
+        open: () => bytes,
+      };
+      yield* tarEntries(tool, signal);
+    } finally {
+      // Left before the archive was read (or it was): stops the tool, if still running.
+      await tool.cancel().catch(() => {});
+    }
   }
 
   async close(): Promise<void> {

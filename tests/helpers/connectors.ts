@@ -2,11 +2,12 @@
 // importer to completion collecting its files, and feed files to an exporter
 // in the host's lexicographic order.
 
-import type {
-  ExporterConnector,
-  HostOptions,
-  ImporterConnector,
-  InitParams,
+import {
+  contentStream,
+  type ExporterConnector,
+  type HostOptions,
+  type ImporterConnector,
+  type InitParams,
 } from "../../src/kloset/connector.ts";
 
 export const HOST_OPTIONS: HostOptions = {
@@ -39,7 +40,7 @@ export async function importAll(
     try {
       files.set(
         entry.pathname,
-        new Uint8Array(await new Response(await entry.open()).arrayBuffer()),
+        new Uint8Array(await new Response(contentStream(await entry.open())).arrayBuffer()),
       );
     } catch (e) {
       errors.set(entry.pathname, (e as Error).message);

@@ -10,7 +10,11 @@ import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
 import { holdLock } from "../helpers/locks.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import type { ImportEntry, ImporterConnector } from "../../src/kloset/connector.ts";
+import {
+  contentStream,
+  type ImportEntry,
+  type ImporterConnector,
+} from "../../src/kloset/connector.ts";
 import { liveChildren } from "../../src/proc/children.ts";
 
 /** A database whose dump (about 5 MB, uncompressed) cannot fit in a pipe. */
@@ -51,7 +55,7 @@ async function list(imp: ImporterConnector, signal = new AbortController().signa
 }
 
 async function read(e: ImportEntry): Promise<number> {
-  return (await new Response(await e.open!()).arrayBuffer()).byteLength;
+  return (await new Response(contentStream(await e.open!())).arrayBuffer()).byteLength;
 }
 
 /** No tool of ours left running, here or on the server. */
@@ -118,7 +122,7 @@ Deno.test("a dump started ahead is killed when the import is stopped, and when t
     let closed = false;
     try {
       const entries = await list(imp);
-      const stream = await entries.get("/00001-a_big.dump")!.open!();
+      const stream = contentStream(await entries.get("/00001-a_big.dump")!.open!());
       await waitFor(
         "a_big and b_big are dumped",
         async () => (await dumping(c)).join() === "a_big,b_big",
@@ -212,7 +216,7 @@ Deno.test("max_parallel_dumps: read-ahead takes only a free slot, none with a bo
     const imp = await createLogicalImporter(params("postgres", config("1")), "logical");
     try {
       const entries = await list(imp);
-      const stream = await entries.get("/00001-a_big.dump")!.open!();
+      const stream = contentStream(await entries.get("/00001-a_big.dump")!.open!());
       await waitFor("a_big is dumped", async () => (await dumping(c)).includes("a_big"));
       await new Promise((r) => setTimeout(r, 500));
       assertEquals(await dumping(c), ["a_big"]);
@@ -231,7 +235,7 @@ Deno.test("max_parallel_dumps: read-ahead takes only a free slot, none with a bo
     const imp = await createLogicalImporter(params("postgres", config("2")), "logical");
     try {
       const entries = await list(imp);
-      const a = await entries.get("/00001-a_big.dump")!.open!();
+      const a = contentStream(await entries.get("/00001-a_big.dump")!.open!());
       await waitFor(
         "a_big and b_big are dumped",
         async () => (await dumping(c)).join() === "a_big,b_big",

@@ -24,6 +24,7 @@ import {
 } from "../helpers/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 import { encodeDbName } from "../../src/pg/names.ts";
+import { contentStream } from "../../src/kloset/connector.ts";
 
 const PW = "Sup3r-secret!pw";
 
@@ -383,7 +384,7 @@ Deno.test("a dump that fails mid-stream errors its stream with the database name
   let failure = "";
   for await (const entry of imp.entries(new AbortController().signal)) {
     if (!entry.pathname.endsWith(".dump")) continue;
-    const reader = (await entry.open!()).getReader();
+    const reader = (contentStream(await entry.open!())).getReader();
     let read = 0;
     try {
       for (;;) {

@@ -6,7 +6,7 @@ import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
 import { holdLock } from "../helpers/locks.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import type { ImportEntry } from "../../src/kloset/connector.ts";
+import { contentStream, type ImportEntry } from "../../src/kloset/connector.ts";
 import { liveChildren } from "../../src/proc/children.ts";
 
 const DBS = ["db1", "db2", "db3", "db4"];
@@ -41,7 +41,9 @@ async function backupAllAtOnce(config: Record<string, string>) {
     const results = await Promise.all(
       listed.filter((e) => e.open).map(async (e) => {
         try {
-          const bytes = new Uint8Array(await new Response(await e.open!()).arrayBuffer());
+          const bytes = new Uint8Array(
+            await new Response(contentStream(await e.open!())).arrayBuffer(),
+          );
           return [e.pathname, bytes.length] as const;
         } catch (err) {
           return [e.pathname, (err as Error).message] as const;
@@ -144,7 +146,7 @@ Deno.test("lock_wait_timeout: a table held ACCESS EXCLUSIVE fails the dump in ti
     const entries: ImportEntry[] = [];
     for await (const e of imp.entries(new AbortController().signal)) entries.push(e);
     const dump = entries.find((e) => e.pathname === "/00001-app.dump")!;
-    const stream = await dump.open!();
+    const stream = contentStream(await dump.open!());
     const reading = new Response(stream).arrayBuffer().then(() => "done", () => "failed");
     const first = await Promise.race([
       reading,

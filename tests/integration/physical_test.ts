@@ -5,7 +5,7 @@ import { Cluster } from "../helpers/cluster.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
 import { createPhysicalImporter } from "../../src/physical/importer.ts";
-import type { ImporterConnector } from "../../src/kloset/connector.ts";
+import { contentStream, type ImporterConnector } from "../../src/kloset/connector.ts";
 import { parsePhysicalImportConfig } from "../../src/pg/config.ts";
 import { holdWal } from "../../src/physical/wal_guard.ts";
 
@@ -127,7 +127,9 @@ Deno.test("postgres+bin yields /manifest.json first, then the data directory's m
   for await (const e of imp.entries(signal)) {
     paths.push(e.pathname);
     if (e.pathname === "/manifest.json") {
-      manifest = JSON.parse(dec.decode(await new Response(await e.open!()).arrayBuffer()));
+      manifest = JSON.parse(
+        dec.decode(await new Response(contentStream(await e.open!())).arrayBuffer()),
+      );
     } else if (e.open) {
       // Every other member released unread: the tar stream must move on.
       await e.release?.();

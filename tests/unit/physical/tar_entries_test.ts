@@ -6,7 +6,7 @@ import {
   tarEntries,
   type TarHeader,
 } from "../../../src/physical/tar_entries.ts";
-import type { ImportEntry } from "../../../src/kloset/connector.ts";
+import { contentStream, type ImportEntry } from "../../../src/kloset/connector.ts";
 import {
   ModeDir,
   ModeNamedPipe,
@@ -70,7 +70,7 @@ function streamOf(bytes: Uint8Array, chunk = 1000, failAfter?: number): Readable
 }
 
 async function read(e: ImportEntry): Promise<string> {
-  return new TextDecoder().decode(await new Response(await e.open!()).arrayBuffer());
+  return new TextDecoder().decode(await new Response(contentStream(await e.open!())).arrayBuffer());
 }
 
 const signal = new AbortController().signal;
@@ -163,7 +163,7 @@ Deno.test("tarEntries() does not move past a file until its content is read or r
   const b = await nextB;
   assertEquals(b.pathname, "/b");
   // Opened, partly read, then cancelled (plakar stopped reading): drained, and on.
-  const reader = (await b.open!()).getReader();
+  const reader = (contentStream(await b.open!())).getReader();
   await reader.read();
   await reader.cancel();
   const c = (await gen.next()).value as ImportEntry;
