@@ -4,8 +4,12 @@
 // written to pg_restore and waiting for a collection. When the runtime exposes
 // gc() (the launchers and compiled builds run with --expose-gc), a collection
 // after every COLLECT_EVERY bytes of such buffers keeps the peak near what is
-// live (a few MiB in flight); a full collection of this small heap takes about
-// a millisecond. Without gc() nothing changes.
+// live (a few MiB in flight). The buffers die young, so a minor collection
+// (a scavenge) frees them: a full one costs ~12 ms on the bundle's heap, and
+// at one per 8 MiB it made a 310 MiB restore through plakar ~9% slower than
+// the reference plugin's (3.71 s against 3.40 s), where the scavenge is on par
+// (3.53 s against 3.56 s) with the peak still 110 MiB. Without gc() nothing
+// changes.
 
 const COLLECT_EVERY = 8 * 1024 * 1024;
 
@@ -16,6 +20,6 @@ export function shortLived(bytes: number): void {
   since += bytes;
   if (since < COLLECT_EVERY) return;
   since = 0;
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (typeof gc === "function") gc();
+  const gc = (globalThis as { gc?: (options?: { type: "minor" | "major" }) => void }).gc;
+  if (typeof gc === "function") gc({ type: "minor" });
 }
