@@ -25,7 +25,8 @@
 //             `plakar backup postgres+bin://` through ours and the Go plugin.
 //
 // Environment: BENCH_MB (database size, default 1024), BENCH_ROUNDS (3),
-// BENCH_GO_PTAR (optional path to the reference integration's package).
+// BENCH_GO_PTAR (optional path to the reference integration's package),
+// BENCH_SECTIONS (the parts to run, e.g. "1-3,7"; sections 1 to 3 run together).
 
 import { Cluster } from "../tests/helpers/cluster.ts";
 import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
@@ -302,12 +303,23 @@ async function main() {
   }
 }
 
+/** BENCH_SECTIONS: which parts to run, e.g. "1-3,7" (all by default). */
+function wanted(part: number): boolean {
+  const spec = Deno.env.get("BENCH_SECTIONS");
+  if (!spec) return true;
+  return spec.split(",").some((r) => {
+    const [a, b] = r.split("-").map((x) => Number(x.trim()));
+    return part >= a && part <= (b ?? a);
+  });
+}
+
 if (import.meta.main) {
-  await main();
+  // 1.-3. dump, restore and end to end (one database, one run).
+  if ([1, 2, 3].some(wanted)) await main();
   // 4. jobs=2 against the streamed restore; 5. max_parallel_dumps=1 and 4.
-  await benchParallel();
+  if (wanted(4) || wanted(5)) await benchParallel();
   // 6. many small databases.
-  await benchMany();
+  if (wanted(6)) await benchMany();
   // 7. physical backups.
-  await benchPhysical();
+  if (wanted(7)) await benchPhysical();
 }
