@@ -90,6 +90,8 @@ class ContentFeed {
 export class ExporterService {
   readonly #slot: ConnectorSlot<ExporterConnector>;
   readonly #abort = new AbortController();
+  /** Restores under way: close() lets them finish their cleanup after the abort. */
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   constructor(factory: ExporterFactory) {
     this.#slot = new ConnectorSlot(factory);
@@ -130,15 +132,19 @@ export class ExporterService {
           const entry = recordToEntry(record);
           if (record.hasReader) {
             const feed = new ContentFeed();
-            const done = connector.restore(entry, feed.stream, signal).then(
-              () => undefined,
-              (e) => e ?? new Error("restore failed"),
-            ).finally(() => feed.drain());
+            const done = this.#track(
+              connector.restore(entry, feed.stream, signal).then(
+                () => undefined,
+                (e) => e ?? new Error("restore failed"),
+              ).finally(() => feed.drain()),
+            );
             current = { record, feed, done };
           } else {
-            const err = await connector.restore(entry, null, signal).then(
-              () => undefined,
-              (e) => e,
+            const err = await this.#track(
+              connector.restore(entry, null, signal).then(
+                () => undefined,
+                (e) => e,
+              ),
             );
             await respond(record, err);
           }
@@ -165,8 +171,18 @@ export class ExporterService {
     }
   }
 
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inFlight.add(p);
+    p.finally(() => this.#inFlight.delete(p)).catch(() => {});
+    return p;
+  }
+
   async close(): Promise<void> {
     this.#abort.abort();
+    // An aborted restore still cleans up after itself (a recreate drops its
+    // temporary database); the host being gone must not cut that short.
+    // serve() bounds this wait.
+    await Promise.allSettled([...this.#inFlight]);
     await this.#slot.close();
   }
 

@@ -32,7 +32,7 @@ import {
 } from "./sql_stream.ts";
 import { recreateViaTemporary } from "./safe_restore.ts";
 import { chooseRestoreTools } from "./client_tools.ts";
-import { report, restorePreflight } from "./preflight.ts";
+import { leftoverWarning, leftoverWorkDatabases, report, restorePreflight } from "./preflight.ts";
 
 /** What a snapshot file is, decided from its first bytes and its name. */
 export type FileKind =
@@ -239,6 +239,10 @@ class LogicalExporter implements ExporterConnector {
           r = await client.query<{ u: string; v: string }>(
             "SELECT current_user AS u, current_setting('server_version_num') AS v",
           );
+          if (this.#opts.recreate) {
+            const leftover = leftoverWarning(await leftoverWorkDatabases(client).catch(() => []));
+            if (leftover) warn(leftover);
+          }
         } finally {
           await client.end().catch(() => {});
         }

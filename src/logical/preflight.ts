@@ -150,6 +150,37 @@ export async function backupPreflight(opts: ImportOptions): Promise<Findings> {
   return f;
 }
 
+/** Reads the rows of a catalog query (an npm:pg client's shape, kept loose for the callers' clients). */
+interface Queryable {
+  query<R>(sql: string): Promise<{ rows: R[] }>;
+}
+
+/**
+ * Work databases left by a recreate that was killed before it could clean up
+ * (the plugin SIGKILLed, the machine lost): `<name>__plakar_restore_<hex>`
+ * (a partial copy) and `<name>__plakar_old_<hex>` (a replaced copy whose
+ * drop did not run). Those with a session on them are not listed: a restore
+ * may be using them right now.
+ */
+export async function leftoverWorkDatabases(client: Queryable): Promise<string[]> {
+  const r = await client.query<{ datname: string; size: string }>(
+    `SELECT d.datname, pg_size_pretty(pg_database_size(d.oid)) AS size
+       FROM pg_database d
+      WHERE d.datname ~ '__plakar_(restore|old)_[0-9a-f]{8}$'
+        AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.datname = d.datname)
+      ORDER BY 1`,
+  );
+  return r.rows.map((row) => `${row.datname} (${row.size})`);
+}
+
+/** The one-line warning for leftover work databases, or undefined when there are none. */
+export function leftoverWarning(names: string[]): string | undefined {
+  if (names.length === 0) return undefined;
+  return `work database(s) left by an interrupted recreate=true restore: ${
+    names.join(", ")
+  }; nothing uses them: drop them (DROP DATABASE) to free their disk`;
+}
+
 /** Checks a restore's target: tools, the right to create databases and roles, the target database. */
 export async function restorePreflight(opts: ExportOptions): Promise<Findings> {
   const f: Findings = { problems: [], warnings: [] };
@@ -193,6 +224,8 @@ export async function restorePreflight(opts: ExportOptions): Promise<Findings> {
         `recreate=true creates databases, and ${me.me} has neither CREATEDB nor SUPERUSER`,
       );
     }
+    const leftover = leftoverWarning(await leftoverWorkDatabases(client));
+    if (leftover) f.warnings.push(leftover);
     if (!opts.noGlobals && !me.rolsuper && !me.rolcreaterole) {
       f.warnings.push(
         `${me.me} has neither CREATEROLE nor SUPERUSER: a snapshot's globals (roles) would fail to restore; set no_globals=true to skip them`,

@@ -2,6 +2,8 @@
 // real clusters: problems fail the Ping, each on its own line; warnings are
 // printed and the Ping succeeds.
 
+// @ts-types="@types/pg"
+import pg from "pg";
 import { Cluster } from "../helpers/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
@@ -137,4 +139,33 @@ Deno.test("restore preflight: CREATEDB for recreate, the target database, role m
   });
   assertMatch(r.error ?? "", /jobs=2 spools to spool_dir: .*nonexistent/);
   assert(r.lines.some((l) => l.startsWith("postgresql: error: preflight: jobs=2")));
+});
+
+Deno.test("restore preflight: work databases left by an interrupted recreate are named with their size, unless a session uses them", async () => {
+  await using c = await Cluster.start();
+  await c.query("CREATE DATABASE app");
+  await c.query("CREATE DATABASE app__plakar_restore_0a1b2c3d");
+  await c.query("CREATE DATABASE app__plakar_old_deadbeef");
+  await c.query("CREATE DATABASE busy__plakar_restore_00000001");
+  // Not ours: the name only looks alike.
+  await c.query("CREATE DATABASE app__plakar_restore_notours");
+  const session = new pg.Client({
+    host: c.host,
+    port: c.port,
+    user: c.superuser,
+    password: c.password,
+    database: "busy__plakar_restore_00000001",
+  });
+  await session.connect();
+  try {
+    const r = await ping("exporter", { location: c.uri("app"), no_globals: "true" });
+    assertEquals(r.error, undefined);
+    assertEquals(r.lines.length, 1, r.lines.join("\n"));
+    assertMatch(
+      r.lines[0],
+      /^postgresql: warning: preflight: work database\(s\) left by an interrupted recreate=true restore: app__plakar_old_deadbeef \(\d+ [kM]B\), app__plakar_restore_0a1b2c3d \(\d+ [kM]B\); nothing uses them: drop them \(DROP DATABASE\) to free their disk$/,
+    );
+  } finally {
+    await session.end();
+  }
 });
