@@ -38,6 +38,7 @@ import {
   serveDumpToGoReader,
   serveRestoreOverProtocol,
 } from "./bench_protocol.ts";
+import { best, fmt, say, sh } from "./bench_util.ts";
 import { benchParallel } from "./bench_parallel.ts";
 import { benchMany } from "./bench_many.ts";
 import { benchPhysical } from "./bench_physical.ts";
@@ -48,24 +49,10 @@ const GO_PTAR = Deno.env.get("BENCH_GO_PTAR");
 const BIN = "/usr/lib/postgresql/15/bin";
 const GiB = 1024 ** 3;
 
-const say = (s: string) => console.log(s);
-const fmt = (n: number, d = 2) => n.toFixed(d);
-
 async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
   const t0 = performance.now();
   const value = await fn();
   return { seconds: (performance.now() - t0) / 1000, value };
-}
-
-async function sh(cmd: string, env: Record<string, string> = {}): Promise<void> {
-  const r = await new Deno.Command("sh", {
-    args: ["-c", cmd],
-    env,
-    stdout: "null",
-    stderr: "piped",
-  })
-    .output();
-  if (!r.success) throw new Error(`${cmd}: ${new TextDecoder().decode(r.stderr)}`);
 }
 
 /** Fills `bench` with about `mb` MiB of mixed, partly compressible rows. */
@@ -99,10 +86,6 @@ async function restoreThrough(u: PlakarUser, c: Cluster, db: string): Promise<nu
       "restore",
     )
   )).seconds;
-}
-
-function best(xs: number[]): number {
-  return Math.min(...xs);
 }
 
 async function main() {

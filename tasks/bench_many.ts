@@ -17,19 +17,13 @@
 
 import { Cluster } from "../tests/helpers/cluster.ts";
 import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
-import { best, fmt, say, seconds } from "./bench_util.ts";
+import { best, fmt, say, seconds, sh } from "./bench_util.ts";
 import { buildManifest } from "../src/pg/manifest.ts";
 
 const DBS = Number(Deno.env.get("BENCH_DBS") ?? "300");
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 const GO_PTAR = Deno.env.get("BENCH_GO_PTAR");
 const BIN = "/usr/lib/postgresql/15/bin";
-
-async function sh(cmd: string): Promise<void> {
-  const r = await new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "piped" })
-    .output();
-  if (!r.success) throw new Error(`${cmd}: ${new TextDecoder().decode(r.stderr)}`);
-}
 
 /** `count` small databases db001…, each with rows of its own, made by one psql session. */
 async function populate(c: Cluster, count: number, dir: string): Promise<void> {

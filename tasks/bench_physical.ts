@@ -10,7 +10,7 @@
 
 import { Cluster } from "../tests/helpers/cluster.ts";
 import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
-import { best, fmt, say, seconds } from "./bench_util.ts";
+import { best, fmt, say, seconds, sh } from "./bench_util.ts";
 import { goReader, type ReaderFigures, serveDumpToGoReader } from "./bench_protocol.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
@@ -53,10 +53,6 @@ export async function benchPhysical(): Promise<void> {
   const fresh = async (u: PlakarUser) => {
     await Deno.remove(u.store, { recursive: true }).catch(() => {});
     ok(await u.at("create", "-plaintext"), "create");
-  };
-  const sh = async (cmd: string) => {
-    const r = await new Deno.Command("sh", { args: ["-c", cmd], stderr: "piped" }).output();
-    if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
   };
   const basebackup = `${BIN}/pg_basebackup ${hp} -w -D - -F tar -X fetch`;
   try {

@@ -11,3 +11,14 @@ export async function seconds(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   return (performance.now() - t0) / 1000;
 }
+
+/** Runs `cmd` with sh (stdout discarded); throws with its stderr when it fails. */
+export async function sh(cmd: string, env: Record<string, string> = {}): Promise<void> {
+  const r = await new Deno.Command("sh", {
+    args: ["-c", cmd],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`${cmd}: ${new TextDecoder().decode(r.stderr)}`);
+}

@@ -47,7 +47,6 @@ export interface FileInfo {
   flags?: number;
 }
 
-/** One entry an importer emits. */
 /** An entry's content: a stream, or bytes already in memory. */
 export type EntryContent = ReadableStream<Uint8Array> | Uint8Array;
 
@@ -62,6 +61,7 @@ export function contentStream(content: EntryContent): ReadableStream<Uint8Array>
   });
 }
 
+/** One entry an importer emits. */
 export interface ImportEntry {
   /** Absolute path in the snapshot, e.g. "/00001-app.dump". */
   pathname: string;

@@ -37,6 +37,7 @@ import type { ExportOptions } from "../pg/config.ts";
 import { type ArchiveToc, asciiText, readArchiveToc } from "../pg/archive_toc.ts";
 import { error as logError } from "../pg/log.ts";
 import { connArgs, dbnameArg, toolEnv, toolPath, toolWithInput, withRole } from "../pg/tools.ts";
+import { concatBytes } from "../proc/bytes.ts";
 
 /** Databases that are never dropped or swapped (restored in place instead). */
 const ALWAYS_PRESENT = ["postgres", "template1"];
@@ -44,14 +45,7 @@ const ALWAYS_PRESENT = ["postgres", "template1"];
 const enc = new TextEncoder();
 
 function concat(parts: (Uint8Array | string)[]): Uint8Array {
-  const bytes = parts.map((p) => typeof p === "string" ? enc.encode(p) : p);
-  const out = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0));
-  let off = 0;
-  for (const b of bytes) {
-    out.set(b, off);
-    off += b.length;
-  }
-  return out;
+  return concatBytes(parts.map((p) => typeof p === "string" ? enc.encode(p) : p));
 }
 
 /** Doubles every `quote` byte and wraps the bytes in it (identifier or literal quoting). */

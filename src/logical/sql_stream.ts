@@ -8,6 +8,8 @@
 // with a completion line, and a script that lacks it must fail and, where it
 // can run in one transaction, commit nothing.
 
+import { concatBytes } from "../proc/bytes.ts";
+
 /** Reads at least `n` bytes (or to EOF) and returns them with a stream that still yields everything. */
 export async function peek(
   stream: ReadableStream<Uint8Array>,
@@ -129,7 +131,7 @@ export function idempotentRoles(
         controller.enqueue(chunk);
         return;
       }
-      const data = partial.length ? concat(partial, chunk) : chunk;
+      const data = partial.length ? concatBytes([partial, chunk]) : chunk;
       let start = 0;
       for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
         const line = data.subarray(start, nl);
@@ -152,13 +154,6 @@ export function idempotentRoles(
 }
 
 const NEWLINE = new Uint8Array([0x0a]);
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
 
 /** The first lines pg_dump and pg_dumpall write, and the line each ends its script with. */
 const SCRIPT_KINDS = [
@@ -296,7 +291,7 @@ export function completionGuard(
         started = true;
         out.push(TX_BEGIN);
       }
-      const data = carry.length > 0 ? concat(carry, chunk) : chunk;
+      const data = carry.length > 0 ? concatBytes([carry, chunk]) : chunk;
       carry = new Uint8Array(0);
       let span = 0; // start of the bytes not yet put out
       let pos = 0;
@@ -351,7 +346,7 @@ export function completionGuard(
       if (span < data.length) out.push(data.subarray(span));
       const parts = out.filter((p) => p.length > 0);
       if (parts.length === 1) controller.enqueue(parts[0]);
-      else if (parts.length > 1) controller.enqueue(concatAll(parts));
+      else if (parts.length > 1) controller.enqueue(concatBytes(parts));
     },
     flush(controller) {
       if (carry.length > 0) {
@@ -369,18 +364,6 @@ export function completionGuard(
     transform,
     result: () => ({ ended, complete: ended && seen && !inCopy, atomic, breaker }),
   };
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** `\.` (optionally with a carriage return): the end of COPY data. */

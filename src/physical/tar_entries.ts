@@ -293,7 +293,7 @@ export async function* tarEntries(
       if (META_TYPES.has(typeName)) {
         if (size > MAX_META) throw new Error(`corrupt tar stream: ${typeName} of ${size} bytes`);
         const what = () => `the ${typeName} header at byte ${at}`;
-        const body = new TextDecoder().decode((await input.exact(size, what)) ?? new Uint8Array());
+        const body = new TextDecoder().decode(await input.need(size, what));
         await input.skip(padding(size), what);
         if (typeName === "GlobalExtendedHeader") gex = Pax.parse(body, gex, true);
         else if (typeName === "ExtendedHeader" || typeName === "OldExtendedHeader") {
@@ -342,8 +342,7 @@ export async function* tarEntries(
       else if (kind === "link") entry.target = hardLinkTarget(pathname, h.linkpath ?? "");
       else if (kind === "file" && size <= small.file) {
         await budget.take(size, signal);
-        const bytes = (await input.exact(size, what)) ?? new Uint8Array();
-        if (bytes.length < size) throw new Error(`the tar stream ended inside ${what()}`);
+        const bytes = await input.need(size, what);
         await input.skip(tail, what);
         let held = true;
         const giveBack = () => {

@@ -112,6 +112,13 @@ export class TarInput {
     return out;
   }
 
+  /** Exactly `n` bytes, in a buffer of their own; an error naming `what` when the stream ends first. */
+  async need(n: number, what: () => string): Promise<Uint8Array> {
+    const bytes = await this.exact(n, what);
+    if (!bytes) throw new Error(`the tar stream ended inside ${what()}`);
+    return bytes;
+  }
+
   /** Skips `n` bytes; an error naming `what` when the stream ends first. */
   async skip(n: number, what: () => string): Promise<void> {
     while (n > 0) {

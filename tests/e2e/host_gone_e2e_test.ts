@@ -165,23 +165,24 @@ Deno.test("plakar SIGKILLed while the backup waits on a lock: our waiting backen
   }
 });
 
-Deno.test("plakar SIGKILLed mid-restore: within 5 s no plugin, no pg_restore and no backend of ours remain", async () => {
-  await using src = await Cluster.start({ password: SECRET });
-  await using dst = await Cluster.start({ password: SECRET });
-  await using u = await PlakarUser.create();
-  await makeBigDb(src, "big");
+/**
+ * Backs `big` up from `src`, SIGKILLs plakar while pg_restore restores it
+ * into `dst` (with the restore's `options`), and checks that within 5 s no
+ * plugin, no pg_restore and no backend of ours remain.
+ */
+async function killMidRestore(u: PlakarUser, src: Cluster, dst: Cluster, options: string[]) {
   ok(
     await u.at("backup", `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/big`),
     "backup",
   );
   const [snap] = await u.snapshots();
-  await dst.query("CREATE DATABASE big");
   const outputs = await killPlakarWhen(
     u,
     [
       "at",
       u.store,
       "restore",
+      ...options,
       "-to",
       `postgres://postgres:${SECRET}@127.0.0.1:${dst.port}/big`,
       `${snap}:/00001-big.dump`,
@@ -193,6 +194,15 @@ Deno.test("plakar SIGKILLed mid-restore: within 5 s no plugin, no pg_restore and
   const left = await leftovers(u, dst, "pg_restore", 5000);
   assertEquals(left, { plugins: [], tools: [], backends: [] }, "left behind after plakar died");
   await outputs;
+}
+
+Deno.test("plakar SIGKILLed mid-restore: within 5 s no plugin, no pg_restore and no backend of ours remain", async () => {
+  await using src = await Cluster.start({ password: SECRET });
+  await using dst = await Cluster.start({ password: SECRET });
+  await using u = await PlakarUser.create();
+  await makeBigDb(src, "big");
+  await dst.query("CREATE DATABASE big");
+  await killMidRestore(u, src, dst, []);
 });
 
 Deno.test("plakar SIGKILLed mid-restore with recreate=true: the target stays as it was and no temporary database is left", async () => {
@@ -200,36 +210,13 @@ Deno.test("plakar SIGKILLed mid-restore with recreate=true: the target stays as 
   await using dst = await Cluster.start({ password: SECRET });
   await using u = await PlakarUser.create();
   await makeBigDb(src, "big");
-  ok(
-    await u.at("backup", `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/big`),
-    "backup",
-  );
-  const [snap] = await u.snapshots();
   await dst.query("CREATE DATABASE big");
   await dst.psql("CREATE TABLE still_here (v int); INSERT INTO still_here VALUES (42);", "big");
-  const outputs = await killPlakarWhen(
-    u,
-    [
-      "at",
-      u.store,
-      "restore",
-      "-o",
-      "recreate=true",
-      "-to",
-      `postgres://postgres:${SECRET}@127.0.0.1:${dst.port}/big`,
-      `${snap}:/00001-big.dump`,
-    ],
-    () =>
-      processesMatching("pg_restore", String(dst.port)).length > 0 &&
-      pluginProcesses(u).length > 0,
-  );
-  const left = await leftovers(u, dst, "pg_restore", 5000);
-  assertEquals(left, { plugins: [], tools: [], backends: [] }, "left behind after plakar died");
+  await killMidRestore(u, src, dst, ["-o", "recreate=true"]);
   const dbs = (await dst.query(
     "SELECT datname FROM pg_database WHERE datname LIKE '%plakar%' ORDER BY 1",
   )) as { datname: string }[];
   assertEquals(dbs.map((d) => d.datname), [], "work databases left behind");
   const rows = await dst.query("SELECT v FROM still_here", "big");
   assertEquals(rows, [{ v: 42 }], "the target database changed");
-  await outputs;
 });

@@ -31,6 +31,7 @@
 // - when the client's input ends we send no GOAWAY: the client has gone.
 
 import { encodeHeaders, HpackDecoder, HpackError } from "./hpack.ts";
+import { concatBytes } from "../../proc/bytes.ts";
 
 export interface Transport {
   /** Reads into `buf`; null at end of input. */
@@ -455,7 +456,7 @@ export class H2Connection {
         hb.parts.push(payload.slice());
         if (flags & END_HEADERS) {
           this.#headerBlock = undefined;
-          this.#headers(id, hb.end, hb.dep, concat(hb.parts));
+          this.#headers(id, hb.end, hb.dep, concatBytes(hb.parts));
         }
         return;
       }
@@ -952,15 +953,4 @@ function unpad(payload: Uint8Array, flags: number): Uint8Array {
   const pad = payload[0];
   if (pad >= payload.length) throw new H2Error(H2_PROTOCOL_ERROR, "bad padding");
   return payload.subarray(1, payload.length - pad);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

@@ -17,7 +17,7 @@ import {
   MAX_STREAMS,
 } from "../../../src/kloset/h2/connection.ts";
 import { Call } from "../../../src/kloset/rpc.ts";
-import { encodeFrame, MemPipe, PREFACE, setting, u32 } from "../../helpers/h2_frames.ts";
+import { encodeFrame, FrameIO, MemPipe, PREFACE, setting, u32 } from "../../helpers/h2_frames.ts";
 
 const BUDGET_MS = Number(Deno.env.get("H2_FUZZ_MS") ?? 10_000);
 const SEED = Number(Deno.env.get("H2_FUZZ_SEED") ?? (Date.now() % 2 ** 31));
@@ -228,36 +228,6 @@ async function hostile(r: Rand, caseNo: number): Promise<void> {
   void drained;
 }
 
-/** A client that reads frames, for the conforming call. */
-class Reader {
-  #buf = new Uint8Array(0);
-  #chunk = new Uint8Array(65536);
-  constructor(readonly pipe: MemPipe) {}
-  async next(): Promise<{ type: number; flags: number; id: number; payload: Uint8Array } | null> {
-    for (;;) {
-      if (this.#buf.length >= 9) {
-        const len = (this.#buf[0] << 16) | (this.#buf[1] << 8) | this.#buf[2];
-        if (this.#buf.length >= 9 + len) {
-          const f = {
-            type: this.#buf[3],
-            flags: this.#buf[4],
-            id: new DataView(this.#buf.buffer, this.#buf.byteOffset).getUint32(5) & 0x7fffffff,
-            payload: this.#buf.slice(9, 9 + len),
-          };
-          this.#buf = this.#buf.subarray(9 + len);
-          return f;
-        }
-      }
-      const n = await this.pipe.read(this.#chunk);
-      if (n === null) return null;
-      const merged = new Uint8Array(this.#buf.length + n);
-      merged.set(this.#buf);
-      merged.set(this.#chunk.subarray(0, n), this.#buf.length);
-      this.#buf = merged;
-    }
-  }
-}
-
 /** Harmless noise: frames a conforming client may send, or that only cost another stream. */
 function noise(r: Rand, nextId: () => number, hanging: number[]): Uint8Array {
   switch (r.int(9)) {
@@ -294,7 +264,7 @@ function noise(r: Rand, nextId: () => number, hanging: number[]): Uint8Array {
 /** A conforming echo call on stream 1, interleaved with noise; it must complete intact. */
 async function conforming(r: Rand, caseNo: number): Promise<void> {
   const s = server(1 << 20);
-  const reader = new Reader(s.down);
+  const reader = new FrameIO(s.down);
   let id = 1;
   const nextId = () => (id += 2);
   const hanging: number[] = [];
@@ -327,7 +297,8 @@ async function conforming(r: Rand, caseNo: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const done = (async () => {
     for (;;) {
-      const f = await reader.next();
+      // The race below decides a stall; this deadline only keeps a read from outliving it.
+      const f = await reader.frame(2 * END_WITHIN_MS);
       if (!f) return "connection ended";
       if (f.type === 1) {
         const h = new Map(dec.decode(f.payload));

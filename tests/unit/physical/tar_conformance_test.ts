@@ -9,32 +9,12 @@ import { assert, assertEquals } from "../../helpers/assert.ts";
 import { tarEntries } from "../../../src/physical/tar_entries.ts";
 import { contentStream, type ImportEntry } from "../../../src/kloset/connector.ts";
 import { ModeSymlink } from "../../../src/kloset/mode.ts";
+import { byteStream } from "../../helpers/streams.ts";
 
 const signal = new AbortController().signal;
 
 async function content(e: ImportEntry): Promise<Uint8Array> {
   return new Uint8Array(await new Response(contentStream(await e.open!())).arrayBuffer());
-}
-
-/** `bytes` as a tool's stdout would give them: a byte stream, in pieces of `piece` bytes. */
-function byteStream(bytes: Uint8Array, piece: number): ReadableStream<Uint8Array> {
-  let off = 0;
-  return new ReadableStream({
-    type: "bytes",
-    pull(c) {
-      const req = c.byobRequest!;
-      const view = req.view as Uint8Array;
-      const n = Math.min(view.byteLength, bytes.length - off, piece);
-      if (n === 0) {
-        c.close();
-        req.respond(0);
-        return;
-      }
-      view.set(bytes.subarray(off, off + n));
-      off += n;
-      req.respond(n);
-    },
-  });
 }
 
 interface Seen {

@@ -7,6 +7,8 @@ import {
   type TarHeader,
 } from "../../../src/physical/tar_entries.ts";
 import { contentStream, type ImportEntry } from "../../../src/kloset/connector.ts";
+import { concatBytes } from "../../../src/proc/bytes.ts";
+import { byteStream } from "../../helpers/streams.ts";
 import {
   ModeDir,
   ModeNamedPipe,
@@ -42,13 +44,7 @@ async function makeTar(members: Member[]): Promise<Uint8Array> {
   }
   pack.finalize();
   await ended;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** A stream of `bytes` in small chunks, optionally failing after `failAfter` bytes. */
@@ -283,24 +279,9 @@ Deno.test("tarEntries() reads a byte stream (a tool's stdout) into buffers of it
     { header: { name: "big" }, content: big },
     { header: { name: "small" }, content: "s" },
   ]);
-  let off = 0;
-  const byteStream = new ReadableStream({
-    type: "bytes",
-    pull(c) {
-      const req = c.byobRequest!;
-      const view = req.view as Uint8Array;
-      const n = Math.min(view.byteLength, bytes.length - off, 7000);
-      if (n === 0) {
-        c.close();
-        req.respond(0);
-        return;
-      }
-      view.set(bytes.subarray(off, off + n));
-      off += n;
-      req.respond(n);
-    },
-  });
   const got: [string, string][] = [];
-  for await (const e of tarEntries(byteStream, signal)) got.push([e.pathname, await read(e)]);
+  for await (const e of tarEntries(byteStream(bytes, 7000), signal)) {
+    got.push([e.pathname, await read(e)]);
+  }
   assertEquals(got, [["/big", big], ["/small", "s"]]);
 });
