@@ -114,3 +114,46 @@ Deno.test("plakar restore into an unreachable target fails fast: one connect_tim
     silent.close();
   }
 });
+
+Deno.test("plakar destination ping and a recreate=true restore name work databases an interrupted recreate left, and the restore still succeeds", async () => {
+  await using src = await smallSource();
+  await using dst = await Cluster.start();
+  await using u = await PlakarUser.create();
+  ok(await u.at("backup", `postgres://postgres@127.0.0.1:${src.port}/small`), "backup");
+  const [snap] = await u.snapshots();
+  await dst.query("CREATE DATABASE small__plakar_restore_0a1b2c3d");
+  const warning =
+    /postgresql: warning: (preflight: )?work database\(s\) left by an interrupted recreate=true restore: small__plakar_restore_0a1b2c3d \(\d+ [kM]B\); nothing uses them: drop them \(DROP DATABASE\) to free their disk/;
+  ok(
+    await u.run([
+      "destination",
+      "add",
+      "pgdst",
+      `postgres://postgres@127.0.0.1:${dst.port}/small`,
+      "recreate=true",
+    ]),
+    "destination add",
+  );
+  const ping = ok(await u.run(["destination", "ping", "pgdst"]), "destination ping");
+  assertMatch(ping.stdout + ping.stderr, warning);
+  const r = ok(
+    await u.at(
+      "restore",
+      "-o",
+      "recreate=true",
+      "-to",
+      `postgres://postgres@127.0.0.1:${dst.port}/small`,
+      `${snap}:/00001-small.dump`,
+    ),
+    "restore",
+  );
+  assertMatch(r.stdout + r.stderr, warning);
+  assertEquals(await dst.query("SELECT count(*)::int AS n FROM t", "small"), [{ n: 1000 }]);
+  // Left for the DBA to drop: never dropped by us.
+  assertEquals(
+    await dst.query(
+      "SELECT datname FROM pg_database WHERE datname = 'small__plakar_restore_0a1b2c3d'",
+    ),
+    [{ datname: "small__plakar_restore_0a1b2c3d" }],
+  );
+});
