@@ -23,6 +23,10 @@
 // 7. (tasks/bench_physical.ts): bare pg_basebackup against the physical
 //             importer read by the lean reader (ratio, peak RSS), and
 //             `plakar backup postgres+bin://` through ours and the Go plugin.
+// 8. (tasks/bench_restore.ts): `plakar restore -o recreate=true` of a table
+//             with a primary key and a text index, through ours and the Go
+//             plugin, against bare `pg_restore -C`, with each exporter's peak
+//             RSS.
 //
 // Environment: BENCH_MB (database size, default 1024), BENCH_ROUNDS (3),
 // BENCH_GO_PTAR (optional path to the reference integration's package),
@@ -42,6 +46,7 @@ import { best, fmt, say, sh } from "./bench_util.ts";
 import { benchParallel } from "./bench_parallel.ts";
 import { benchMany } from "./bench_many.ts";
 import { benchPhysical } from "./bench_physical.ts";
+import { benchRestore } from "./bench_restore.ts";
 
 const MB = Number(Deno.env.get("BENCH_MB") ?? "1024");
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
@@ -305,4 +310,6 @@ if (import.meta.main) {
   if (wanted(6)) await benchMany();
   // 7. physical backups.
   if (wanted(7)) await benchPhysical();
+  // 8. restore with recreate=true, ours and Go against bare pg_restore -C.
+  if (wanted(8)) await benchRestore();
 }

@@ -46,6 +46,8 @@ export const TARGETS: Record<string, { goos: string; goarch: string }> = {
 const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--expose-gc";
 /** The one bundled module of a launcher build. */
 const BUNDLE = "postgresql.js";
+/** The folder of a launcher build's modules: the bundle and the chunks it loads. */
+const CHUNKS = "lib";
 
 /** Thrown when a compiled build is asked for and deno compile has no runtime base. */
 export class NoRuntimeBaseError extends Error {
@@ -209,7 +211,7 @@ export function launcherScript(executable: string): string {
     "export MALLOC_MMAP_THRESHOLD_=131072",
     `exec "$here/deno" run --no-prompt --no-config --no-lock --quiet ${
       permissionFlags().join(" ")
-    } ${V8_FLAGS} "$here/${BUNDLE}" ${executable} "$@"`,
+    } ${V8_FLAGS} "$here/${CHUNKS}/${BUNDLE}" ${executable} "$@"`,
     "",
   ].join("\n");
 }
@@ -225,18 +227,35 @@ async function buildLaunchers(target: string): Promise<string[]> {
   await Deno.chmod(`${PKG}/deno`, 0o755);
   const work = `${DIST}/launch`;
   await Deno.remove(work, { recursive: true }).catch(() => {});
+  // Code splitting: each executable loads only the modules it uses (the
+  // exporter neither tar nor the AWS SDK), which measured 0.13 s and 55 MiB
+  // at start against 0.18 s and 60 MiB for one file holding everything.
+  const chunks: string[] = [];
   try {
     const entry = await writeDispatcher(work);
+    const out = `${work}/out`;
     await must(Deno.execPath(), [
       "bundle",
       "--platform",
       "deno",
       "--config",
       `${ROOT}/deno.json`,
-      "-o",
-      `${PKG}/${BUNDLE}`,
+      "--code-splitting",
+      "--outdir",
+      out,
       entry,
     ]);
+    for await (const e of Deno.readDir(out)) {
+      if (e.name === "main.js") continue;
+      if (!/^[A-Za-z0-9_-]+\.js$/.test(e.name) || e.name === BUNDLE) {
+        throw new Error(`deno bundle wrote an unexpected file: ${e.name}`);
+      }
+      await Deno.mkdir(`${PKG}/${CHUNKS}`, { recursive: true });
+      await Deno.copyFile(`${out}/${e.name}`, `${PKG}/${CHUNKS}/${e.name}`);
+      chunks.push(e.name);
+    }
+    // The entry imports its chunks as ./<name>.js: beside it, under any name.
+    await Deno.copyFile(`${out}/main.js`, `${PKG}/${CHUNKS}/${BUNDLE}`);
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
@@ -246,7 +265,8 @@ async function buildLaunchers(target: string): Promise<string[]> {
     });
     await Deno.chmod(`${PKG}/${c.executable}`, 0o755);
   }
-  return ["deno", BUNDLE];
+  // plakar installs the files extra_files names (a folder arrives empty).
+  return ["deno", `${CHUNKS}/${BUNDLE}`, ...chunks.sort().map((c) => `${CHUNKS}/${c}`)];
 }
 
 export interface BuildOptions {

@@ -24,6 +24,7 @@ import { recordToEntry } from "./convert.ts";
 import { ConnectorSlot } from "./slot.ts";
 import { KlosetError } from "./errors.ts";
 import { type Call, type Handler, serve, unary } from "./rpc.ts";
+import { messageBuffers } from "../proc/buffer_pool.ts";
 
 const PATH = "/plakar.exporter.Exporter/";
 
@@ -156,6 +157,8 @@ export class ExporterService {
             await respond(current.record, err);
             current = undefined;
           } else {
+            // The chunk is the one use of its message buffer from here on.
+            messageBuffers.lend(packet.value);
             await current.feed.push(packet.value);
           }
         }

@@ -8,6 +8,7 @@ import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { H2Connection, type H2Stream, type Transport } from "./h2/connection.ts";
 import { Code, KlosetError } from "./errors.ts";
 import { stopAll } from "../proc/children.ts";
+import { messageBuffers } from "../proc/buffer_pool.ts";
 import { shortLived } from "../proc/memory.ts";
 import { removeAllTempFiles } from "../proc/temp_files.ts";
 
@@ -17,6 +18,9 @@ import { removeAllTempFiles } from "../proc/temp_files.ts";
  * 4 MiB stream window.
  */
 const HOLD_LIMIT = 1024 * 1024 + 64 * 1024;
+
+/** Request messages at least this large are assembled in pooled buffers. */
+const POOLED_FROM = 64 * 1024;
 
 /** Largest request message accepted. */
 const MAX_MESSAGE = 64 * 1024 * 1024;
@@ -87,8 +91,13 @@ export class Call {
           this.#protocolError(`message of ${len} bytes is larger than ${MAX_MESSAGE}`);
           return;
         }
-        this.#body = new Uint8Array(len);
-        shortLived(len);
+        // Data-path messages come from the pool (see src/proc/buffer_pool.ts).
+        if (len >= POOLED_FROM && len <= messageBuffers.size) {
+          this.#body = messageBuffers.take(len);
+        } else {
+          this.#body = new Uint8Array(len);
+          shortLived(len);
+        }
         this.#bodyLen = 0;
         this.#bodyHeld = 0;
       }

@@ -260,6 +260,7 @@ class LogicalExporter implements ExporterConnector {
       if (!this.#opts.pgBinDir) {
         const choice = await chooseRestoreTools(this.#opts, Number(row.v));
         if (choice?.searched) this.#opts.pgBinDir = choice.binDir;
+        else if (choice?.execDir) this.#opts.pgBinDir = choice.execDir;
       }
       return row.u;
     }

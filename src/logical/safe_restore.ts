@@ -209,14 +209,36 @@ export async function recreateViaTemporary(
         { cause: e },
       );
     }
+    // The swap and the drop of the replaced copy run in one psql session (one
+    // process and connection fewer); a line printed between them tells which
+    // of the two a failure was.
+    let swapped = false;
     try {
-      await sql.run(swapScript(head, meta, names, spec.opts.noOwner), "swapping databases");
+      await sql.run(
+        concat([
+          swapScript(head, meta, names, spec.opts.noOwner),
+          `\\echo ${SWAPPED}\n`,
+          dropScript(names.old),
+        ]),
+        "swapping databases",
+        (line) => {
+          if (line === SWAPPED) swapped = true;
+        },
+      );
     } catch (e) {
-      throw new Error(
-        `the restored copy ${names.temporary} could not replace ${
-          JSON.stringify(meta.display)
-        }; ${kept}: ${(e as Error).message}`,
-        { cause: e },
+      if (!swapped) {
+        throw new Error(
+          `the restored copy ${names.temporary} could not replace ${
+            JSON.stringify(meta.display)
+          }; ${kept}: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      // The restore itself succeeded; the replaced copy only takes disk.
+      logError(
+        `${meta.display} was restored, but its previous copy ${names.old} could not be dropped: ${
+          (e as Error).message
+        }`,
       );
     }
   } catch (e) {
@@ -227,15 +249,10 @@ export async function recreateViaTemporary(
     });
     throw e;
   }
-  await sql.run(dropScript(names.old), `dropping ${names.old}`).catch((d) => {
-    // The restore itself succeeded; the replaced copy only takes disk.
-    logError(
-      `${meta.display} was restored, but its previous copy ${names.old} could not be dropped: ${
-        (d as Error).message
-      }`,
-    );
-  });
 }
+
+/** What psql prints once the swap has committed. */
+const SWAPPED = "plakar: swapped";
 
 const asText = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -307,7 +324,11 @@ function dropScript(name: string): Uint8Array {
 class SqlRunner {
   constructor(readonly opts: ExportOptions) {}
 
-  async run(script: Uint8Array, what: string): Promise<void> {
+  async run(
+    script: Uint8Array,
+    what: string,
+    onOutputLine?: (line: string) => void,
+  ): Promise<void> {
     const opts = this.opts;
     await toolWithInput(
       {
@@ -331,6 +352,7 @@ class SqlRunner {
           controller.close();
         },
       }),
+      onOutputLine,
     );
   }
 }

@@ -8,6 +8,7 @@
 import { CLIENT_CHECK_OPTION, clientCheckSupported, currentPassword } from "./client.ts";
 import { passwordFilePath } from "./pgpass.ts";
 import type { ConnConfig } from "./conn.ts";
+import { messageBuffers } from "../proc/buffer_pool.ts";
 import { widenChildPipe } from "../proc/pipes.ts";
 import { track } from "../proc/children.ts";
 
@@ -313,6 +314,8 @@ export async function toolWithInput(
         toolClosed = true;
         break;
       }
+      // Written out: a message buffer lent for exactly this chunk is reused.
+      messageBuffers.giveBack(chunk.value);
     }
     if (inputError !== undefined) {
       try {

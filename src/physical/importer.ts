@@ -16,6 +16,7 @@ import { buildManifest } from "../pg/manifest.ts";
 import { MANIFEST_PATH } from "../pg/names.ts";
 import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
 import { connArgs, toolEnv, toolPath, toolStdout, toolVersionLine } from "../pg/tools.ts";
+import { wrappedToolDir } from "../pg/tool_search.ts";
 import { ServerError } from "../pg/errors.ts";
 import { warn } from "../pg/log.ts";
 import { toolMajor } from "../logical/importer.ts";
@@ -78,12 +79,16 @@ class PhysicalImporter implements ImporterConnector {
     return { failImportOnOpenError: true };
   }
 
+  /** pg_basebackup's directory when PATH's is Debian's pg_wrapper (src/pg/tool_search.ts). */
+  #wrapped: string | undefined;
+
   #bin(): string {
-    return toolPath(this.#opts.pgBinDir, "pg_basebackup");
+    return toolPath(this.#opts.pgBinDir ?? this.#wrapped, "pg_basebackup");
   }
 
   /** The server's facts and the tool's version, refusing what cannot work before any copy. */
   async #preflight(): Promise<string> {
+    if (!this.#opts.pgBinDir) this.#wrapped = await wrappedToolDir("pg_basebackup");
     const versionLine = await toolVersionLine(this.#bin());
     const client = await connectExplained(this.#opts.conn, "postgres");
     let facts;

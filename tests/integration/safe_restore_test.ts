@@ -213,6 +213,55 @@ Deno.test("a swap that fails (a database setting for a role the target lacks) ro
   assertEquals(await workDatabases(c), []);
 });
 
+Deno.test("a replaced copy that cannot be dropped after the swap is named on stderr; the restore itself succeeds", async () => {
+  await using c = await Cluster.start();
+  await makeApp(c, ROWS, "old");
+  const files = new Map(
+    [...(await backup({ location: c.uri("app") }))].filter(([p]) => p.endsWith(".dump")),
+  );
+  await c.psql(`UPDATE t SET label = 'changed' WHERE id = 1`, "app");
+  // A psql that runs the swap, then fails where the drop of the old copy
+  // would run (the one session does both: src/logical/safe_restore.ts).
+  const bin = await Deno.makeTempDir({ prefix: "plakar-fake-psql-" });
+  const real = "/usr/lib/postgresql/15/bin";
+  await Deno.symlink(`${real}/pg_restore`, `${bin}/pg_restore`);
+  await Deno.writeTextFile(
+    `${bin}/psql`,
+    [
+      "#!/bin/sh",
+      'in=$(mktemp); cat > "$in"',
+      `if grep -q 'plakar: swapped' "$in"; then`,
+      `  sed '/plakar: swapped/q' "$in" | ${real}/psql "$@" || exit $?`,
+      "  echo 'ERROR:  simulated: the old copy cannot be dropped' >&2; rm -f \"$in\"; exit 3",
+      "fi",
+      `${real}/psql "$@" < "$in"; rc=$?; rm -f "$in"; exit $rc`,
+      "",
+    ].join("\n"),
+  );
+  await Deno.chmod(`${bin}/psql`, 0o755);
+  const said: string[] = [];
+  const consoleError = console.error;
+  console.error = (...a: unknown[]) => void said.push(a.join(" "));
+  let r;
+  try {
+    r = await restore({ location: c.uri(), recreate: "true", pg_bin_dir: bin }, files);
+  } finally {
+    console.error = consoleError;
+    await Deno.remove(bin, { recursive: true });
+  }
+  assertEquals(r.errors.size, 0, [...r.errors.values()].join("\n"));
+  assertEquals(await rowCount(c), ROWS);
+  const [row] = await c.query<{ label: string }>("SELECT label FROM t WHERE id = 1", "app");
+  assertEquals(row.label, "old-1", "the restored copy is in place");
+  const left = await workDatabases(c);
+  assertEquals(left.length, 1);
+  assertMatch(left[0], /^app__plakar_old_[0-9a-f]{8}$/);
+  const line = said.find((l) => l.includes("could not be dropped"));
+  assert(line, said.join("\n"));
+  assertMatch(line, new RegExp(`app was restored, but its previous copy ${left[0]} could not`));
+  assertMatch(line, /simulated: the old copy cannot be dropped/);
+});
+
 Deno.test("clean=true on a server whose lock table is too small for one transaction fails, changes nothing, and names the way out", async () => {
   await using c = await Cluster.start({
     conf: ["max_connections = 10", "max_locks_per_transaction = 10"],

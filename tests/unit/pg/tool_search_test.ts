@@ -6,6 +6,7 @@ import {
   parseBinSearch,
   serverMajor,
   versionMajor,
+  wrappedToolDir,
 } from "../../../src/pg/tool_search.ts";
 import { parseImportConfig } from "../../../src/pg/config.ts";
 import { ConfigError } from "../../../src/kloset/errors.ts";
@@ -90,5 +91,50 @@ Deno.test("chooseTool() keeps PATH's tool when recent enough, else takes the ser
     assertEquals([set.binDir, set.searched, set.major], [`${root}/pg-17/bin`, false, 17]);
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("wrappedToolDir() finds the newest major's program behind Debian's pg_wrapper, and nothing else", async () => {
+  const root = await Deno.makeTempDir({ prefix: "plakar-wrapper-" });
+  try {
+    await Deno.mkdir(`${root}/share`);
+    await Deno.writeTextFile(`${root}/share/pg_wrapper`, "#!/usr/bin/perl\n");
+    await Deno.mkdir(`${root}/usr/bin`, { recursive: true });
+    await Deno.symlink(`${root}/share/pg_wrapper`, `${root}/usr/bin/pg_restore`);
+    await Deno.mkdir(`${root}/other/bin`, { recursive: true });
+    await Deno.writeTextFile(`${root}/other/bin/pg_restore`, "#!/bin/sh\n");
+    for (
+      const [major, tools] of [["13", ["pg_restore"]], ["15", ["pg_restore"]], ["16", ["psql"]]]
+    ) {
+      await Deno.mkdir(`${root}/lib/${major}/bin`, { recursive: true });
+      for (const t of tools) await Deno.writeTextFile(`${root}/lib/${major}/bin/${t}`, "");
+    }
+    await Deno.mkdir(`${root}/lib/common/bin`, { recursive: true });
+    await Deno.writeTextFile(`${root}/lib/common/bin/pg_restore`, "");
+    const lib = `${root}/lib`;
+    // 16 has no pg_restore and "common" is no major: 15 is what the wrapper runs.
+    assertEquals(
+      await wrappedToolDir("pg_restore", `/nonexistent:${root}/usr/bin`, lib),
+      `${lib}/15/bin`,
+    );
+    assertEquals(await wrappedToolDir("psql", `${root}/usr/bin`, lib), undefined, "not on PATH");
+    // The first on PATH decides: a real program there is used as it is.
+    assertEquals(
+      await wrappedToolDir("pg_restore", `${root}/other/bin:${root}/usr/bin`, lib),
+      undefined,
+    );
+    assertEquals(await wrappedToolDir("pg_restore", `${root}/usr/bin`, `${root}/none`), undefined);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("chooseTool() runs PATH's pg_wrapper tool from its real directory, with that program's version", async () => {
+  const wrapped = await wrappedToolDir("pg_dump");
+  const choice = await chooseTool("pg_dump", 15, {});
+  assertEquals([choice.binDir, choice.searched, choice.execDir], [undefined, false, wrapped]);
+  if (wrapped) {
+    const direct = new Deno.Command(`${wrapped}/pg_dump`, { args: ["--version"] }).outputSync();
+    assertEquals(choice.versionLine, new TextDecoder().decode(direct.stdout).trim());
   }
 });
