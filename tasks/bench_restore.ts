@@ -134,14 +134,18 @@ export async function benchRestore(): Promise<void> {
         fmt(size / 1024 ** 2, 0)
       } MiB dump (best of ${ROUNDS}, alternating)`,
     );
-    say(`bare pg_restore -C from a file   : ${fmt(best(bare))} s`);
+    say(
+      `bare pg_restore -C from a file   : ${fmt(best(bare))} s  (rounds: ${
+        bare.map((t) => fmt(t)).join(", ")
+      })`,
+    );
     for (const s of sides) {
       say(
         `plakar restore (${s.name.padEnd(4)})           : ${fmt(best(s.times))} s  (${
           fmt(best(s.times) / best(bare))
-        }x bare), exporter peak RSS ${fmt(Math.max(...s.rss), 0)} MiB (rounds: ${
-          s.rss.map((r) => fmt(r, 0)).join(", ")
-        })`,
+        }x bare; rounds: ${s.times.map((t) => fmt(t)).join(", ")}), exporter peak RSS ${
+          fmt(Math.max(...s.rss), 0)
+        } MiB`,
       );
     }
     if (sides.length === 2) {

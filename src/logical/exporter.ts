@@ -193,6 +193,11 @@ class LogicalExporter implements ExporterConnector {
     content: ReadableStream<Uint8Array> | null,
     signal?: AbortSignal,
   ): Promise<void> {
+    // The target is checked (and the tools chosen) while plakar is still
+    // reading the first file's content from its store: the first record
+    // (the snapshot's root directory) comes well before any data. A failure
+    // is kept for the first file that needs the target.
+    if (!this.#target && !this.#unreachable) this.#checkTarget().catch(() => {});
     if (entry.isDir || content === null) return;
     try {
       await this.#restoreFile(entry, content, signal);

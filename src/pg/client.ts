@@ -4,7 +4,7 @@
 // pg_dump does.
 
 // @ts-types="@types/pg"
-import pg from "pg";
+import type pg from "pg";
 import type { ConnConfig } from "./conn.ts";
 import { describeConnectError, ServerError } from "./errors.ts";
 import { effectiveUser, lookupPassword, type PgpassLookup } from "./pgpass.ts";
@@ -118,6 +118,14 @@ export async function pgSsl(conn: ConnConfig): Promise<false | Record<string, un
 }
 
 /**
+ * npm:pg, loaded on first use: a plugin answers plakar's Init before it has
+ * loaded the client library (about 20 MiB and tens of milliseconds at start).
+ */
+function loadPg(): Promise<typeof pg> {
+  return import("pg").then((m) => m.default);
+}
+
+/**
  * Opens a catalog connection to `database`. With sslmode prefer (libpq's
  * default) a server without TLS is retried in cleartext, as libpq does.
  */
@@ -138,9 +146,10 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     application_name: "plakar-postgresql",
   };
   const server = `${conn.host}:${conn.port}`;
+  const { Client } = await loadPg();
   const attempt = async (ssl: false | Record<string, unknown>): Promise<pg.Client> => {
     const check = clientCheck.get(server) !== false;
-    const client = new pg.Client({
+    const client = new Client({
       ...base,
       ssl,
       ...(check ? { options: CLIENT_CHECK_OPTION } : {}),
