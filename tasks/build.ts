@@ -327,7 +327,7 @@ export async function build(
   console.error(
     built === "compiled"
       ? `build: compiled executables (deno compile) for ${target} in ${PKG}`
-      : `build: launchers, NOT compiled: #!/bin/sh scripts running ${BUNDLE} with the Deno ` +
+      : `build: launchers, NOT compiled: #!/bin/sh scripts running ${CHUNKS}/${BUNDLE} with the Deno ` +
         `runtime inside the package, for ${target}, in ${PKG}`,
   );
   const result: BuildResult = { kind: built, target, dir: PKG };
