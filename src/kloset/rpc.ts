@@ -93,6 +93,10 @@ export class Call {
         }
         // Data-path messages come from the pool (see src/proc/buffer_pool.ts).
         if (len >= POOLED_FROM && len <= messageBuffers.size) {
+          // A new buffer (none free): where buffers are not given back (a
+          // transform cut them, plakar cancelled the file), they are garbage
+          // and must still be collected young.
+          if (messageBuffers.idle === 0) shortLived(messageBuffers.size);
           this.#body = messageBuffers.take(len);
         } else {
           this.#body = new Uint8Array(len);

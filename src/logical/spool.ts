@@ -8,6 +8,7 @@
 
 import { statfs } from "node:fs/promises";
 import { registerTempFile, removeTempFile } from "../proc/temp_files.ts";
+import { messageBuffers } from "../proc/buffer_pool.ts";
 
 /** The system temp directory, as Deno.makeTempFile picks it. */
 export function systemTempDir(): string {
@@ -118,6 +119,8 @@ export async function spool(
         }
       }
       written += value.length;
+      // Written out: a message buffer lent for exactly this chunk is reused.
+      messageBuffers.giveBack(value);
     }
     file.close();
     file = undefined;
