@@ -92,7 +92,7 @@ export async function benchRestore(): Promise<void> {
       const [snap] = await user.snapshots();
       sides.push({ name, user, snap, times: [], rss: [] });
     }
-    // The bare restore reads the same dump as the snapshots hold (-Z0, the importer's default).
+    // The bare restore's file is made as the importer makes its dumps (-Fc -Z0).
     const file = `${dir}/${DB}.dump`;
     await sh(`${BIN}/pg_dump -h 127.0.0.1 -p ${c.port} -U postgres -Fc -Z0 -f ${file} ${DB}`);
     const size = (await Deno.stat(file)).size;

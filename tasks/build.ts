@@ -245,12 +245,12 @@ async function buildLaunchers(target: string): Promise<string[]> {
       out,
       entry,
     ]);
+    await Deno.mkdir(`${PKG}/${CHUNKS}`, { recursive: true });
     for await (const e of Deno.readDir(out)) {
       if (e.name === "main.js") continue;
       if (!/^[A-Za-z0-9_-]+\.js$/.test(e.name) || e.name === BUNDLE) {
         throw new Error(`deno bundle wrote an unexpected file: ${e.name}`);
       }
-      await Deno.mkdir(`${PKG}/${CHUNKS}`, { recursive: true });
       await Deno.copyFile(`${out}/${e.name}`, `${PKG}/${CHUNKS}/${e.name}`);
       chunks.push(e.name);
     }

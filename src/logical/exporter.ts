@@ -264,8 +264,7 @@ class LogicalExporter implements ExporterConnector {
       // Tools of the target's major when PATH's are older (pg_bin_search).
       if (!this.#opts.pgBinDir) {
         const choice = await chooseRestoreTools(this.#opts, Number(row.v));
-        if (choice?.searched) this.#opts.pgBinDir = choice.binDir;
-        else if (choice?.execDir) this.#opts.pgBinDir = choice.execDir;
+        if (choice?.execDir) this.#opts.pgBinDir = choice.execDir;
       }
       return row.u;
     }

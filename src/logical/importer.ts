@@ -167,7 +167,7 @@ class LogicalImporter implements ImporterConnector {
       .#databases();
     // pg_bin_dir, else PATH's pg_dump if recent enough, else pg_bin_search's best.
     const tools = await chooseDumpTools(opts, serverVersionNum);
-    const pgDump = toolPath(tools.execDir ?? tools.binDir, "pg_dump");
+    const pgDump = toolPath(tools.execDir, "pg_dump");
     const pgDumpVersion = tools.versionLine;
 
     // template0 never allows connections: a warning for it on every backup
@@ -211,7 +211,7 @@ class LogicalImporter implements ImporterConnector {
     if (!opts.dataOnly) {
       if (!canReadAuthid) warn(authidWarning!);
       const args = pgDumpallArgs(opts, !canReadAuthid, opts.database);
-      const bin = toolPath(tools.execDir ?? tools.binDir, "pg_dumpall");
+      const bin = toolPath(tools.execDir, "pg_dumpall");
       yield this.#dumpEntry(
         GLOBALS_PATH,
         chain.add(async (onExit) =>

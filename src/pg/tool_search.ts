@@ -76,9 +76,10 @@ export interface ToolChoice {
   /** True when the directory came from the search list, not PATH. */
   searched: boolean;
   /**
-   * Where PATH's tool really is when it is Debian's pg_wrapper
-   * (`wrappedToolDir`): run from there, the same program starts without the
-   * wrapper's Perl. Unset otherwise.
+   * The directory to run the tools from: `binDir`, or, when PATH's tool is
+   * Debian's pg_wrapper, the directory of the program it would run
+   * (`wrappedToolDir`: the same program without the wrapper's Perl). Unset:
+   * run them by name from PATH.
    */
   execDir?: string;
 }
@@ -156,7 +157,13 @@ export async function chooseTool(
   if (where.pgBinDir) {
     const dir = where.pgBinDir.replace(/\/+$/, "");
     const versionLine = await toolVersionLine(`${dir}/${tool}`);
-    return { binDir: dir, versionLine, major: versionMajor(versionLine), searched: false };
+    return {
+      binDir: dir,
+      execDir: dir,
+      versionLine,
+      major: versionMajor(versionLine),
+      searched: false,
+    };
   }
   let onPath: string | undefined;
   const wrapped = await wrappedToolDir(tool);
@@ -201,7 +208,13 @@ export async function chooseTool(
   found.sort((a, b) => a.major - b.major);
   const best = found[0];
   if (!best) throw new NoFittingToolError(tool, serverMajor, onPath, looked);
-  return { binDir: best.dir, versionLine: best.versionLine, major: best.major, searched: true };
+  return {
+    binDir: best.dir,
+    execDir: best.dir,
+    versionLine: best.versionLine,
+    major: best.major,
+    searched: true,
+  };
 }
 
 /** The server's major from server_version_num (90600 → 9.6, 150004 → 15). */
