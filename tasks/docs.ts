@@ -1,5 +1,6 @@
 // The option documentation, generated from the option table
-// (src/pg/options.ts): the README's option tables, between markers such as
+// (src/pg/options.ts): the README's option tables and the syntax of list
+// values, between markers such as
 //
 //   <!-- options:importer:postgres -->
 //   …
@@ -12,6 +13,7 @@
 
 import {
   describe,
+  listSyntax,
   type OptionDecl,
   OPTIONS,
   optionsFor,
@@ -26,7 +28,7 @@ import { writeSchemas } from "./schemas.ts";
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** The date the man page states; bump it when the page changes. */
-export const MAN_DATE = "November 25, 2026";
+export const MAN_DATE = "December 7, 2026";
 
 // ---- Markdown ----
 
@@ -93,6 +95,26 @@ export function awsDifferencesTable(): string {
   return markdownTable(["Option", "Default", "`postgres+aws://`"], rows);
 }
 
+/**
+ * A paragraph wrapped at `width` as deno fmt wraps the README's prose (a
+ * code span is never broken), so that formatting the README leaves the
+ * generated region as it is.
+ */
+export function wrapProse(text: string, width = 100): string {
+  // Words are separated by spaces outside code spans.
+  const words = text.match(/(?:`[^`]*`|[^\s`])+/g) ?? [];
+  const lines: string[] = [];
+  let line = "";
+  for (const w of words) {
+    if (line !== "" && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else line = line === "" ? w : `${line} ${w}`;
+  }
+  if (line !== "") lines.push(line);
+  return lines.join("\n");
+}
+
 /** The content of each README region, by its marker name. */
 export function readmeRegions(): Map<string, string> {
   return new Map([
@@ -100,6 +122,7 @@ export function readmeRegions(): Map<string, string> {
     ["exporter:postgres", optionTable("exporter:postgres")],
     ["postgres+aws", awsDifferencesTable()],
     ["importer:postgres+bin", optionTable("importer:postgres+bin")],
+    ["lists", wrapProse(listSyntax())],
   ]);
 }
 
@@ -141,11 +164,21 @@ function roffArg(s: string): string {
 const CLOSING = /^[.,:;)\]?!]/;
 
 /**
+ * README sections that the man page has as well, under DESCRIPTION: a link
+ * to one points the reader up the page instead of to the README.
+ */
+const MAN_SECTIONS = new Set(["option-values"]);
+
+/**
  * Markdown inline text (`code`, [link](#anchor)) as mdoc lines: code in
  * `.Li`, punctuation against it as delimiters, links as their text.
  */
 export function mdocInline(markdown: string): string[] {
-  const text = markdown.replace(/\[([^\]]+)\]\(#[^)]*\)/g, "$1 in the README");
+  const text = markdown.replace(
+    /\[([^\]]+)\]\(#([^)]*)\)/g,
+    (_, title: string, anchor: string) =>
+      `${title} ${MAN_SECTIONS.has(anchor) ? "above" : "in the README"}`,
+  );
   const parts = text.split("`");
   const lines: string[] = [];
   let pendingText = parts[0];
@@ -256,7 +289,7 @@ export function renderManPage(): string {
   }
   l.push(
     ".El",
-    ".Pp",
+    ".Ss Option values",
     "Every option is a",
     ".Ar key Ns = Ns Ar value",
     "pair.",
@@ -271,6 +304,8 @@ export function renderManPage(): string {
     ".Li 0 , f , no , off ) .",
     "An unknown option, a value out of range and options that exclude each other",
     "are refused before anything runs, with a message naming the option.",
+    ".Pp",
+    ...mdocInline(listSyntax()),
     ".Sh OPTIONS",
   );
   for (const scope of SCOPES) {

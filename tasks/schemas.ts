@@ -111,8 +111,14 @@ export function valueSchema(decl: OptionDecl, scope: Scope): Schema {
     case "string":
       if (t.nonBlank !== undefined) s.pattern = "\\S";
       break;
-    case "list":
+    case "list": {
+      // parseList's grammar: an unquoted name holds no comma and no double
+      // quote; a quoted one holds anything, "" standing for a double quote,
+      // with blanks around it.
+      const item = `(?:[^",]*|\\s*"(?:[^"]|"")*"\\s*)`;
+      s.pattern = `^${item}(?:,${item})*$`;
       break;
+    }
     case "duration":
       s.pattern = `^$|^${rangePattern(1, DURATION_MAX)}(?:${DURATION_UNITS.join("|")})?$`;
       break;

@@ -6,8 +6,8 @@
 
 import type { ExportEntry, ExporterConnector, InitParams } from "../kloset/connector.ts";
 import { connect } from "../pg/client.ts";
-import { type ExportOptions, parseExportConfig } from "../pg/config.ts";
-import { describeConnectError, ServerError } from "../pg/errors.ts";
+import { type ExportOptions, formatList, parseExportConfig } from "../pg/config.ts";
+import { describeConnectError, ServerError, tlsFailure } from "../pg/errors.ts";
 import { IamTokenError } from "../pg/iam.ts";
 import { error as logError, warn } from "../pg/log.ts";
 import { databaseFromPath } from "../pg/names.ts";
@@ -19,9 +19,11 @@ import {
   toolEnv,
   toolOutput,
   toolPath,
+  toolVersionLine,
   toolWithInput,
   withRole,
 } from "../pg/tools.ts";
+import { versionMajor } from "../pg/tool_search.ts";
 import { checkSpoolSpace, spool, systemTempDir } from "./spool.ts";
 import {
   type Completion,
@@ -30,7 +32,16 @@ import {
   idempotentRoles,
   peek,
 } from "./sql_stream.ts";
-import { recreateViaTemporary } from "./safe_restore.ts";
+import {
+  newRestrictKey,
+  PSQL_REFUSED,
+  refusalMessage,
+  restrictSupported,
+  scriptGuard,
+  ScriptRefusedError,
+} from "./psql_guard.ts";
+import { archiveDatabase, recreateViaTemporary } from "./safe_restore.ts";
+import { readArchiveToc } from "../pg/archive_toc.ts";
 import { chooseRestoreTools } from "./client_tools.ts";
 import { leftoverWarning, leftoverWorkDatabases, report, restorePreflight } from "./preflight.ts";
 
@@ -100,11 +111,19 @@ export function pgRestoreArgs(opts: ExportOptions, database: string): string[] {
  * Builds the psql argv for a SQL script run against `database`. A `guarded`
  * script (pg_dump's or pg_dumpall's, see completionGuard) runs in one
  * transaction: without exit_on_error, ON_ERROR_ROLLBACK keeps a failed
- * statement from aborting the rest, as it would outside a transaction.
+ * statement from aborting the rest, as it would outside a transaction. A psql
+ * without restricted mode (`restricted` false, see psql_guard.ts) stops at the
+ * first error: a COPY that fails makes psql read its data rows as script, and
+ * only psql's restricted mode would keep a meta-command among them from running.
  */
-export function psqlArgs(opts: ExportOptions, database: string, guarded = false): string[] {
+export function psqlArgs(
+  opts: ExportOptions,
+  database: string,
+  guarded = false,
+  restricted = true,
+): string[] {
   const args = [...connArgs(opts.conn), "-X", "-q"];
-  if (opts.exitOnError) args.push("-v", "ON_ERROR_STOP=1");
+  if (opts.exitOnError || !restricted) args.push("-v", "ON_ERROR_STOP=1");
   else if (guarded) args.push("-v", "ON_ERROR_ROLLBACK=on");
   args.push("-d", dbnameArg(database));
   return args;
@@ -122,14 +141,21 @@ export function restoresInParallel(opts: ExportOptions, args: string[]): boolean
 
 /** A tool's error that means the server cannot be reached or refuses this user, for any file. */
 export function isUnreachable(message: string): boolean {
-  return /connection to server .*failed: (?:Connection refused|timeout expired|No route to host|Network is unreachable|could not translate host name|.*password authentication failed|.*no pg_hba\.conf entry)/
+  // libpq's TLS failures too: a certificate that does not verify or name the
+  // host, a server without SSL, fail every later file the same way.
+  return /connection to server .*failed: (?:Connection refused|timeout expired|No route to host|Network is unreachable|could not translate host name|.*password authentication failed|.*no pg_hba\.conf entry|SSL error: certificate verify failed|server certificate for .* does not match host name|server does not support SSL)/
     .test(message) || /could not connect to server/.test(message);
 }
 
-/** A failed check that every tool would fail too: unreachable, timed out, or refused credentials. */
+/**
+ * A failed check that every tool would fail too: unreachable, timed out,
+ * refused credentials, or a TLS failure (a certificate that does not verify
+ * or name the host, a server without SSL: libpq refuses them alike).
+ */
 function isTargetDown(err: unknown): boolean {
   // postgres+aws:// without credentials: no tool can get a token either.
   if (err instanceof IamTokenError) return true;
+  if (tlsFailure(err)) return true;
   const e = err as { code?: string; message?: string } | undefined;
   const codes = [
     "ECONNREFUSED",
@@ -313,10 +339,11 @@ class LogicalExporter implements ExporterConnector {
           return;
         }
         await this.#psql(
-          stream.pipeThrough(this.#globalsFilter(await this.#checkTarget())),
+          stream,
           "postgres",
           `globals ${entry.pathname}`,
           expectedCompletion(head),
+          this.#globalsFilter(await this.#checkTarget()),
         );
         return;
       case "cluster":
@@ -328,10 +355,11 @@ class LogicalExporter implements ExporterConnector {
         }
         this.#sawCluster = true;
         await this.#psql(
-          stream.pipeThrough(this.#globalsFilter(await this.#checkTarget())),
+          stream,
           "postgres",
           `cluster script ${entry.pathname}`,
           expectedCompletion(head),
+          this.#globalsFilter(await this.#checkTarget()),
         );
         return;
       case "custom":
@@ -392,7 +420,8 @@ class LogicalExporter implements ExporterConnector {
       if (parallel) await this.#checkSpool(input, size);
       await recreateViaTemporary(input, {
         opts,
-        fileDatabase: database,
+        target: database,
+        pathname,
         restoreInto: async (temporary, stream) => {
           await this.#runPgRestore(
             into,
@@ -405,6 +434,9 @@ class LogicalExporter implements ExporterConnector {
         },
       });
       return;
+    }
+    if (opts.recreate && !ALWAYS_PRESENT.includes(database)) {
+      input = await sameDatabaseOrRefuse(input, database, pathname);
     }
     try {
       const parallel = restoresInParallel(opts, pgRestoreArgs(opts, database));
@@ -478,7 +510,10 @@ class LogicalExporter implements ExporterConnector {
   /**
    * Feeds a script to psql. psql exits 0 after failed statements unless
    * ON_ERROR_STOP is set, so its ERROR lines decide: any error fails the file.
-   * A script written by pg_dump or pg_dumpall (`completion` set) runs through
+   * The script first goes through scriptGuard (a snapshot is data, never a
+   * program: no psql meta-command but the \connect a dump needs, in psql's
+   * restricted mode where psql has one), then `filter` (globals), then, for a
+   * script written by pg_dump or pg_dumpall (`completion` set),
    * completionGuard: one that lacks its completion line is truncated and
    * fails, with nothing of it committed where it ran in one transaction.
    */
@@ -487,8 +522,18 @@ class LogicalExporter implements ExporterConnector {
     database: string,
     what: string,
     completion?: Completion,
+    filter?: TransformStream<Uint8Array, Uint8Array>,
   ) {
     const errors: string[] = [];
+    const psql = await this.#psqlMode();
+    // A fresh key for each script, never written anywhere (psql_guard.ts).
+    const scan = scriptGuard({
+      restrictKey: psql.restrict ? newRestrictKey() : undefined,
+      psqlMajor: psql.major,
+      foldsTransactionLines: completion !== undefined,
+    });
+    input = input.pipeThrough(scan.transform);
+    if (filter) input = input.pipeThrough(filter);
     const guard = completion ? completionGuard(completion) : undefined;
     if (guard) input = input.pipeThrough(guard.transform);
     const truncated = (also: string[]) => {
@@ -504,8 +549,12 @@ class LogicalExporter implements ExporterConnector {
       );
     };
     try {
-      await this.#runPsql(input, database, what, guard !== undefined, errors);
+      await this.#runPsql(input, database, what, guard !== undefined, psql.restrict, errors);
     } catch (e) {
+      // The guard stopped the script before the refused line reached psql.
+      if (e instanceof ScriptRefusedError) {
+        throw new Error(refusalMessage(what, e, scan.result(), guard?.result()), { cause: e });
+      }
       // psql stopped at the cut statement (exit_on_error): the cut is the cause.
       throw truncated([(e as Error).message]) ?? e;
     }
@@ -520,25 +569,54 @@ class LogicalExporter implements ExporterConnector {
     }
   }
 
+  /**
+   * Whether the psql in use has the restricted mode (`\restrict`), and its
+   * major (for the guard's lexer), asked once per psql binary; said once when
+   * it has not, since the guard is then alone.
+   */
+  #psqlMode(): Promise<{ restrict: boolean; major?: number }> {
+    const bin = toolPath(this.#opts.pgBinDir, "psql");
+    if (this.#psqlModeOf?.bin !== bin) {
+      const mode = toolVersionLine(bin).then(
+        (line) => ({ line, restrict: restrictSupported(line), major: versionMajor(line) }),
+        () => ({ line: `${bin} (its --version failed)`, restrict: false, major: undefined }),
+      ).then((m) => {
+        if (!m.restrict) {
+          warn(
+            `${m.line} has no restricted mode (\\restrict): SQL scripts are checked by this plugin alone and stop at their first error; psql 13.22, 14.19, 15.14, 16.10, 17.6, 18 or later adds psql's own check`,
+          );
+        }
+        return { restrict: m.restrict, major: m.major };
+      });
+      this.#psqlModeOf = { bin, mode };
+    }
+    return this.#psqlModeOf.mode;
+  }
+
+  #psqlModeOf: { bin: string; mode: Promise<{ restrict: boolean; major?: number }> } | undefined;
+
   async #runPsql(
     input: ReadableStream<Uint8Array>,
     database: string,
     what: string,
     guarded: boolean,
+    restricted: boolean,
     errors: string[],
   ): Promise<void> {
     const opts = this.#opts;
     await toolWithInput(
       {
         bin: toolPath(opts.pgBinDir, "psql"),
-        args: psqlArgs(opts, database, guarded),
+        args: psqlArgs(opts, database, guarded, restricted),
         env: withRole(await toolEnv(opts.conn), opts.role),
         what: `of ${what} into database ${JSON.stringify(database)}`,
         secrets: [opts.conn.password],
       },
       input,
       (line) => {
-        if (/\bERROR:/.test(line) || /^psql:.*FATAL:/.test(line)) errors.push(line.trim());
+        if (/\bERROR:/.test(line) || /^psql:.*FATAL:/.test(line) || PSQL_REFUSED.test(line)) {
+          errors.push(line.trim());
+        }
       },
     );
   }
@@ -553,7 +631,8 @@ class LogicalExporter implements ExporterConnector {
     if (opts.databases.length > 0) {
       const missing = opts.databases.filter((d) => !this.#seenDatabases.has(d));
       if (missing.length > 0) {
-        return `databases=${opts.databases.join(",")}: no dump of ${
+        // As the user wrote it: a name holding a comma stays quoted, one name.
+        return `databases=${formatList(opts.databases)}: no dump of ${
           listNames(missing)
         } in the snapshot (${holds}): check the names`;
       }
@@ -581,6 +660,40 @@ class LogicalExporter implements ExporterConnector {
   async close(): Promise<void> {
     await this.#pem.remove();
   }
+}
+
+/**
+ * pg_restore -C (recreate=true atomic=false) drops and creates the database
+ * named inside the archive, which must then be the one the user selected:
+ * a renamed or hand-made snapshot could otherwise replace another live
+ * database. Returns the archive's stream, whole, when the names agree.
+ */
+async function sameDatabaseOrRefuse(
+  input: ReadableStream<Uint8Array>,
+  target: string,
+  pathname: string,
+): Promise<ReadableStream<Uint8Array>> {
+  let read;
+  try {
+    read = await readArchiveToc(input);
+  } catch (e) {
+    throw new Error(
+      `recreate=true atomic=false: cannot tell which database ${pathname} would drop and recreate (${
+        (e as Error).message
+      }); restore it with atomic=true, or into an existing database without recreate=`,
+      { cause: e },
+    );
+  }
+  const archive = archiveDatabase(read.toc);
+  if (archive === undefined || archive === target) return read.stream;
+  await read.stream.cancel().catch(() => {});
+  throw new Error(
+    `${pathname} holds a dump of database ${JSON.stringify(archive)}, not ${
+      JSON.stringify(target)
+    }: recreate=true atomic=false would drop and recreate ${
+      JSON.stringify(archive)
+    }; restore it with atomic=true (the default), which recreates ${JSON.stringify(target)}`,
+  );
 }
 
 /** `"a", "b" and 3 more`: names for a one-line message. */

@@ -11,7 +11,7 @@ import {
   type InitParams,
 } from "../kloset/connector.ts";
 import { connectExplained } from "../pg/client.ts";
-import { type ImportOptions, parseImportConfig } from "../pg/config.ts";
+import { formatList, type ImportOptions, parseImportConfig } from "../pg/config.ts";
 import { buildManifest, planDatabases, type SkippedDatabase } from "../pg/manifest.ts";
 import { dumpPath, GLOBALS_PATH, MANIFEST_PATH } from "../pg/names.ts";
 import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
@@ -56,11 +56,46 @@ export function toolMajor(versionLine: string): number | undefined {
   return major >= 10 ? major : Number(`${m[1]}.${m[2] ?? 0}`);
 }
 
+/**
+ * The warning for exclude_databases names that match no database of the
+ * cluster (`names`), or undefined. A typo would otherwise back up the very
+ * database the user meant to skip, without a word. A database whose name
+ * holds a comma is pointed at when its pieces were given unquoted
+ * (`exclude_databases=a,b` for the database `a,b` reads as two names).
+ */
+export function unmatchedExclusionsWarning(
+  excluded: readonly string[],
+  names: readonly string[],
+): string | undefined {
+  const exists = new Set(names);
+  const unmatched = [...new Set(excluded.filter((n) => !exists.has(n)))];
+  if (unmatched.length === 0) return undefined;
+  const split = names.filter((d) => {
+    const pieces = d.split(",").map((p) => p.trim()).filter((p) => p !== "");
+    return d.includes(",") && pieces.every((p) => excluded.includes(p)) &&
+      pieces.some((p) => unmatched.includes(p));
+  });
+  const hint = split.length === 0
+    ? ""
+    : `; to exclude ${
+      split.map((d) => JSON.stringify(d)).join(", ")
+    }, write the name in double quotes: exclude_databases=${formatList(split)}`;
+  return `exclude_databases: no database named ${
+    unmatched.map((n) => JSON.stringify(n)).join(", ")
+  } on this server, nothing excluded for ${
+    unmatched.length === 1 ? "it" : "them"
+  } (names are exact and case-sensitive)${hint}`;
+}
+
 export async function createLogicalImporter(
   params: InitParams,
   variant: "logical" | "aws",
 ): Promise<ImporterConnector> {
   const opts = parseImportConfig(params.config, variant);
+  // lock_wait_timeout bounds the whole backup's lock waits, not only
+  // pg_dump's: the catalog sessions (preflight, manifest) take it as their
+  // lock_timeout (src/pg/client.ts connect).
+  opts.conn.lockTimeout = opts.lockWaitTimeout;
   const pem = await prepareConnection(opts, variant);
   return new LogicalImporter(opts, pem);
 }
@@ -113,6 +148,8 @@ class LogicalImporter implements ImporterConnector {
       skipped?: SkippedDatabase[];
       canReadAuthid: boolean;
       authidWarning?: string;
+      /** exclude_databases names that match no database (unmatchedExclusionsWarning). */
+      exclusionWarning?: string;
       serverVersionNum: number;
     }
   > {
@@ -129,6 +166,7 @@ class LogicalImporter implements ImporterConnector {
       const all = rows.rows.map((r) => ({ name: r.datname, allowConn: r.datallowconn }));
       let databases: string[];
       let skipped: SkippedDatabase[] | undefined;
+      let exclusionWarning: string | undefined;
       if (database !== undefined) {
         if (!all.some((d) => d.name === database && d.allowConn)) {
           throw new ServerError(
@@ -140,6 +178,10 @@ class LogicalImporter implements ImporterConnector {
         databases = [database];
       } else {
         ({ dump: databases, skipped } = planDatabases(all, excludeDatabases));
+        // Not postgres+aws://'s default rdsadmin: a server that is not RDS has none.
+        if (this.#opts.excludeDatabasesGiven) {
+          exclusionWarning = unmatchedExclusionsWarning(excludeDatabases, all.map((d) => d.name));
+        }
       }
       let canReadAuthid = true;
       let authidWarning: string | undefined;
@@ -151,7 +193,14 @@ class LogicalImporter implements ImporterConnector {
         canReadAuthid = false;
         authidWarning = rolePasswordsWarning(await describeBackupRole(client));
       }
-      return { databases, skipped, canReadAuthid, authidWarning, serverVersionNum };
+      return {
+        databases,
+        skipped,
+        canReadAuthid,
+        authidWarning,
+        exclusionWarning,
+        serverVersionNum,
+      };
     } finally {
       await client.end().catch(() => {});
     }
@@ -163,8 +212,9 @@ class LogicalImporter implements ImporterConnector {
     this.#chains.add(chain);
     // The import stopped: a dump started ahead is killed, not left waiting.
     signal?.addEventListener("abort", () => void chain.stop(), { once: true });
-    const { databases, skipped, canReadAuthid, authidWarning, serverVersionNum } = await this
-      .#databases();
+    const { databases, skipped, canReadAuthid, authidWarning, exclusionWarning, serverVersionNum } =
+      await this.#databases();
+    if (exclusionWarning) warn(exclusionWarning);
     // pg_bin_dir, else PATH's pg_dump if recent enough, else pg_bin_search's best.
     const tools = await chooseDumpTools(opts, serverVersionNum);
     const pgDump = toolPath(tools.execDir, "pg_dump");

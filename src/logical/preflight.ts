@@ -152,7 +152,7 @@ export async function backupPreflight(opts: ImportOptions): Promise<Findings> {
 
 /** Reads the rows of a catalog query (an npm:pg client's shape, kept loose for the callers' clients). */
 interface Queryable {
-  query<R>(sql: string): Promise<{ rows: R[] }>;
+  query<R>(sql: string, values?: unknown[]): Promise<{ rows: R[] }>;
 }
 
 /**
@@ -179,6 +179,41 @@ export function leftoverWarning(names: string[]): string | undefined {
   return `work database(s) left by an interrupted recreate=true restore: ${
     names.join(", ")
   }; nothing uses them: drop them (DROP DATABASE) to free their disk`;
+}
+
+/** The databases a recreate would replace, when the options name them (else: any). */
+function recreateTargets(opts: ExportOptions): string[] | undefined {
+  if (opts.database !== undefined) return [opts.database];
+  return opts.databases.length > 0 ? opts.databases : undefined;
+}
+
+/**
+ * Databases with sessions other than ours, among `names` (every database
+ * but the templates and the maintenance database when undefined), as
+ * `"app" (3 sessions)`.
+ */
+export async function busyDatabases(
+  client: Queryable,
+  names: string[] | undefined,
+): Promise<string[]> {
+  const r = await client.query<{ datname: string; n: number }>(
+    `SELECT datname, count(*)::int AS n FROM pg_stat_activity
+      WHERE pid <> pg_backend_pid() AND datname IS NOT NULL
+        AND datname NOT IN ('postgres', 'template0', 'template1')
+        AND datname !~ '__plakar_(restore|old)_[0-9a-f]{8}$'
+        AND ($1::text[] IS NULL OR datname = ANY ($1::text[]))
+      GROUP BY 1 ORDER BY 1`,
+    [names ?? null],
+  );
+  return r.rows.map((row) => `${JSON.stringify(row.datname)} (${row.n} session(s))`);
+}
+
+/** The one-line warning for busy databases a recreate would replace, or undefined. */
+export function busyWarning(busy: string[]): string | undefined {
+  if (busy.length === 0) return undefined;
+  return `recreate=true ends the sessions connected to each database it replaces, uncommitted work included; connected now: ${
+    busy.join(", ")
+  }`;
 }
 
 /** Checks a restore's target: tools, the right to create databases and roles, the target database. */
@@ -226,6 +261,10 @@ export async function restorePreflight(opts: ExportOptions): Promise<Findings> {
     }
     const leftover = leftoverWarning(await leftoverWorkDatabases(client));
     if (leftover) f.warnings.push(leftover);
+    if (opts.recreate && opts.atomic) {
+      const busy = busyWarning(await busyDatabases(client, recreateTargets(opts)));
+      if (busy) f.warnings.push(busy);
+    }
     if (!opts.noGlobals && !me.rolsuper && !me.rolcreaterole) {
       f.warnings.push(
         `${me.me} has neither CREATEROLE nor SUPERUSER: a snapshot's globals (roles) would fail to restore; set no_globals=true to skip them`,

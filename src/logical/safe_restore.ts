@@ -30,12 +30,22 @@
 //   unconverted), and must reach them as the archive holds them. Converting
 //   from the archive's encoding would rename a non-ASCII database of a
 //   LATIN1 dump into mojibake (pg_restore -C's own CREATE DATABASE does).
+// - The database replaced is the one the user selected: the file's name
+//   (or database=), never the name recorded inside the archive, which a
+//   renamed or hand-made snapshot can make another live database. When the
+//   two differ, the archive's CREATE DATABASE and property statements are
+//   applied under the selected name.
+// - The temporary copy is guarded by a process that outlives this one
+//   (src/logical/drop_guard.ts): plakar SIGKILLs its plugins when it is
+//   interrupted, and no cleanup of ours would run then.
 // Cost: the server holds both databases until the swap (twice the disk);
 // `atomic=false` restores the old drop-first behaviour for when disk is short.
 
 import type { ExportOptions } from "../pg/config.ts";
 import { type ArchiveToc, asciiText, readArchiveToc } from "../pg/archive_toc.ts";
-import { error as logError } from "../pg/log.ts";
+import { error as logError, warn } from "../pg/log.ts";
+import { DropGuard } from "./drop_guard.ts";
+import { scriptGuard, ScriptRefusedError } from "./psql_guard.ts";
 import { connArgs, dbnameArg, toolEnv, toolPath, toolWithInput, withRole } from "../pg/tools.ts";
 import { concatBytes } from "../proc/bytes.ts";
 
@@ -113,9 +123,9 @@ export function renamedCreateDatabase(defn: Uint8Array, name: string): Uint8Arra
 
 /** What the archive says about its database, ready to run. */
 interface DatabaseMeta {
-  /** The database name, raw bytes in the archive's encoding. */
+  /** The archive's database name, raw bytes in the archive's encoding. */
   name: Uint8Array;
-  /** The same, decoded for messages and the ALWAYS_PRESENT check. */
+  /** The same, decoded for messages. */
   display: string;
   createDefn?: Uint8Array;
   owner?: Uint8Array;
@@ -123,10 +133,17 @@ interface DatabaseMeta {
   properties: Uint8Array[];
 }
 
-function databaseMeta(toc: ArchiveToc, fileDatabase: string): DatabaseMeta {
+const decodeName = (b: Uint8Array) => new TextDecoder("utf-8", { fatal: false }).decode(b);
+
+/** The name of the database an archive was dumped from, decoded for messages; undefined if unknown. */
+export function archiveDatabase(toc: ArchiveToc): string | undefined {
+  const name = toc.entries.find((e) => e.desc === "DATABASE")?.tag ?? toc.dbname;
+  return name ? decodeName(name) : undefined;
+}
+
+function databaseMeta(toc: ArchiveToc, target: string): DatabaseMeta {
   const db = toc.entries.find((e) => e.desc === "DATABASE");
-  const name = db?.tag ?? enc.encode(fileDatabase);
-  const display = new TextDecoder("utf-8", { fatal: false }).decode(name);
+  const name = db?.tag ?? enc.encode(target);
   const onDatabase = (e: { tag: Uint8Array | null }) =>
     e.tag !== null && asciiText(e.tag.subarray(0, 9)) === "DATABASE ";
   const properties = [
@@ -137,19 +154,122 @@ function databaseMeta(toc: ArchiveToc, fileDatabase: string): DatabaseMeta {
   ].flatMap((e) => e.defn && e.defn.length > 0 ? [e.defn] : []);
   return {
     name,
-    display,
+    display: decodeName(name),
     createDefn: db?.defn ?? undefined,
     owner: db?.owner ?? undefined,
     properties,
   };
 }
 
+function indexOfBytes(hay: Uint8Array, needle: Uint8Array, from: number): number {
+  outer: for (let i = from; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * pg_dump's property statements name the database as `DATABASE <name>`,
+ * the name quoted only when it must be; this renames the first such mention
+ * in each statement (`ALTER DATABASE x SET`, `ALTER ROLE r IN DATABASE x
+ * SET`, `COMMENT ON DATABASE x`, `GRANT ... ON DATABASE x`) to `to`.
+ */
+export function retargetStatements(defn: Uint8Array, from: Uint8Array, to: string): Uint8Array {
+  const forms = [concat(["DATABASE ", ident(from)]), concat(["DATABASE ", from])];
+  const delimiters = [0x20, 0x3b, 0x0a, 0x09];
+  const out: (Uint8Array | string)[] = [];
+  let start = 0;
+  while (start < defn.length) {
+    const end = indexOfBytes(defn, enc.encode(";\n"), start);
+    const stop = end < 0 ? defn.length : end + 2;
+    const statement = defn.subarray(start, stop);
+    let replaced = false;
+    for (const form of forms) {
+      const at = indexOfBytes(statement, form, 0);
+      if (at < 0) continue;
+      const after = statement[at + form.length];
+      if (form !== forms[0] && after !== undefined && !delimiters.includes(after)) continue;
+      out.push(
+        statement.subarray(0, at),
+        "DATABASE ",
+        ident(to),
+        statement.subarray(at + form.length),
+      );
+      replaced = true;
+      break;
+    }
+    if (!replaced) out.push(statement);
+    start = stop;
+  }
+  return concat(out);
+}
+
 export interface SafeRecreate {
   opts: ExportOptions;
-  /** The database named by the file, used when the archive has no DATABASE entry. */
-  fileDatabase: string;
+  /** The database the user selected (database=, or the file's name): the one replaced. */
+  target: string;
+  /** The snapshot file, for messages. */
+  pathname: string;
   /** Restores the archive stream into an existing, empty database (pg_restore without -C). */
   restoreInto: (database: string, input: ReadableStream<Uint8Array>) => Promise<void>;
+}
+
+/** Reads the archive's TOC, saying what to do when this reader does not know its format. */
+async function readToc(input: ReadableStream<Uint8Array>) {
+  try {
+    return await readArchiveToc(input);
+  } catch (e) {
+    const message = (e as Error).message;
+    // Only a format this reader does not know is a reason to fall back: a
+    // damaged file would fail pg_restore -C too, after it dropped the target.
+    if (!/not one this reader knows/.test(message)) throw e;
+    throw new Error(
+      `${message}; to restore it with pg_restore -C (dropping the database first), set atomic=false`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * The archive's own statements that go through psql here (its CREATE
+ * DATABASE and database properties) must be plain SQL: a snapshot is data,
+ * never a program, and a psql meta-command in them would run on this host.
+ * Throws, naming `what`, when psql_guard finds any meta-command at all (not
+ * even the \connect a script may carry), or anything psql could read as one.
+ */
+export async function assertPlainSql(bytes: Uint8Array, what: string): Promise<void> {
+  // Strict (no key): also refuses what a psql could read differently. Keyed:
+  // any allowed meta-command line shows, wrapped, in the output.
+  const key = "plain";
+  const strict = await guarded(bytes, undefined, what);
+  const keyed = await guarded(bytes, key, what);
+  const expected = concat([`\\restrict ${key}\n`, bytes]);
+  const same = (a: Uint8Array, b: Uint8Array) =>
+    a.length === b.length && a.every((x, i) => x === b[i]);
+  if (!same(strict, bytes) || !same(keyed, expected)) {
+    throw new Error(`${what}: holds a psql meta-command line, refused; nothing was changed`);
+  }
+}
+
+/** `bytes` through psql_guard's scriptGuard; a refusal becomes an error naming `what`. */
+async function guarded(bytes: Uint8Array, restrictKey: string | undefined, what: string) {
+  const chunks: Uint8Array[] = [];
+  try {
+    const out = ReadableStream.from([bytes]).pipeThrough(scriptGuard({ restrictKey }).transform);
+    for await (const c of out) chunks.push(c);
+  } catch (e) {
+    if (!(e instanceof ScriptRefusedError)) throw e;
+    throw new Error(`${what}: ${e.detail}; nothing was changed`, { cause: e });
+  }
+  return concatBytes(chunks);
+}
+
+/** The one line said when the archive was dumped from another database than the one it replaces. */
+export function renamedNote(pathname: string, archive: string, target: string): string {
+  return `${pathname} holds a dump of database ${JSON.stringify(archive)}; it replaces ${
+    JSON.stringify(target)
+  }, the database the file names (${JSON.stringify(archive)} is not touched)`;
 }
 
 /**
@@ -161,94 +281,165 @@ export async function recreateViaTemporary(
   input: ReadableStream<Uint8Array>,
   spec: SafeRecreate,
 ): Promise<void> {
-  let read;
-  try {
-    read = await readArchiveToc(input);
-  } catch (e) {
-    const message = (e as Error).message;
-    // Only a format this reader does not know is a reason to fall back: a
-    // damaged file would fail pg_restore -C too, after it dropped the target.
-    if (!/not one this reader knows/.test(message)) throw e;
+  if (ALWAYS_PRESENT.includes(spec.target)) {
+    await input.cancel().catch(() => {});
     throw new Error(
-      `${message}; to restore it with pg_restore -C (dropping the database first), set atomic=false`,
-      { cause: e },
+      `database ${JSON.stringify(spec.target)} is never dropped: restore it with clean=true`,
     );
   }
-  const { toc, stream } = read;
-  const meta = databaseMeta(toc, spec.fileDatabase);
-  if (ALWAYS_PRESENT.includes(meta.display)) {
-    await stream.cancel();
-    throw new Error(
-      `the archive holds database ${
-        JSON.stringify(meta.display)
-      }, which is never dropped: restore it with clean=true`,
-    );
+  const { toc, stream } = await readToc(input);
+  const meta = databaseMeta(toc, spec.target);
+  const target = enc.encode(spec.target);
+  const renamed = meta.display !== spec.target;
+  if (renamed) warn(renamedNote(spec.pathname, meta.display, spec.target));
+  const properties = renamed
+    ? meta.properties.map((p) => retargetStatements(p, meta.name, spec.target))
+    : meta.properties;
+  // The same bytes as the archive's when the names agree (see the header).
+  const name = renamed ? target : meta.name;
+  const own = `${spec.pathname}: the archive's database properties`;
+  for (const statement of [meta.createDefn, ...properties]) {
+    if (statement) await assertPlainSql(statement, own);
   }
   const sql = new SqlRunner(spec.opts);
-  const names = workNames(meta.display);
+  const names = workNames(spec.target);
   const head = enc.encode(RAW_BYTES);
-  const kept = `${JSON.stringify(meta.display)} was left as it was`;
-
-  try {
-    const create = meta.createDefn
-      ? renamedCreateDatabase(meta.createDefn, names.temporary)
-      : enc.encode(`CREATE DATABASE ${asText(ident(names.temporary))} TEMPLATE template0;\n`);
-    await sql.run(concat([head, create]), `creating ${names.temporary}`);
-  } catch (e) {
-    await stream.cancel().catch(() => {});
-    throw e;
-  }
+  const kept = `${JSON.stringify(spec.target)} was left as it was`;
+  // Armed before the temporary database exists: from then on, whatever
+  // ends this process, it is dropped.
+  const guard = await DropGuard.arm(spec.opts, names.temporary);
   try {
     try {
-      await spec.restoreInto(names.temporary, stream);
+      const create = meta.createDefn
+        ? renamedCreateDatabase(meta.createDefn, names.temporary)
+        : enc.encode(`CREATE DATABASE ${asText(ident(names.temporary))} TEMPLATE template0;\n`);
+      await sql.run(concat([head, create]), `creating ${names.temporary}`);
     } catch (e) {
-      throw new Error(
-        `restore into the temporary database ${names.temporary} failed; ${kept}: ${
-          (e as Error).message
-        }`,
-        { cause: e },
-      );
+      await stream.cancel().catch(() => {});
+      throw e;
     }
-    // The swap and the drop of the replaced copy run in one psql session (one
-    // process and connection fewer); a line printed between them tells which
-    // of the two a failure was.
-    let swapped = false;
     try {
-      await sql.run(
-        concat([
-          swapScript(head, meta, names, spec.opts.noOwner),
-          `\\echo ${SWAPPED}\n`,
-          dropScript(names.old),
-        ]),
-        "swapping databases",
-        (line) => {
-          if (line === SWAPPED) swapped = true;
-        },
-      );
-    } catch (e) {
-      if (!swapped) {
+      try {
+        await spec.restoreInto(names.temporary, stream);
+      } catch (e) {
         throw new Error(
-          `the restored copy ${names.temporary} could not replace ${
-            JSON.stringify(meta.display)
-          }; ${kept}: ${(e as Error).message}`,
+          `restore into the temporary database ${names.temporary} failed; ${kept}: ${
+            (e as Error).message
+          }`,
           { cause: e },
         );
       }
-      // The restore itself succeeded; the replaced copy only takes disk.
-      logError(
-        `${meta.display} was restored, but its previous copy ${names.old} could not be dropped: ${
-          (e as Error).message
-        }`,
+      await warnSessions(sql, head, name, spec.target);
+      await swap(sql, { head, name, owner: meta.owner, properties, names, guard }, spec, kept);
+    } catch (e) {
+      await sql.run(dropScript(names.temporary), `dropping ${names.temporary}`).catch((d) => {
+        logError(
+          `could not drop the temporary database ${names.temporary}: ${(d as Error).message}`,
+        );
+      });
+      throw e;
+    }
+  } finally {
+    await guard.disarm();
+  }
+}
+
+/** What the swap needs. */
+interface SwapPlan {
+  head: Uint8Array;
+  /** The target's name, as bytes for the server. */
+  name: Uint8Array;
+  owner?: Uint8Array;
+  properties: Uint8Array[];
+  names: { temporary: string; old: string };
+  guard: DropGuard;
+}
+
+/**
+ * Swaps the restored copy in and drops the replaced one, in one psql
+ * session (one process and connection fewer); a line printed between the
+ * two tells which of them a failure was.
+ */
+async function swap(sql: SqlRunner, plan: SwapPlan, spec: SafeRecreate, kept: string) {
+  let swapped = false;
+  try {
+    await sql.run(
+      concat([
+        swapScript(plan, spec.opts.noOwner),
+        `\\echo ${SWAPPED}\n`,
+        dropScript(plan.names.old),
+      ]),
+      "swapping databases",
+      (line) => {
+        if (line !== SWAPPED) return;
+        swapped = true;
+        // From now on the copy to drop, if we die, is the replaced one.
+        plan.guard.rearm(plan.names.old);
+      },
+    );
+  } catch (e) {
+    if (!swapped) {
+      throw new Error(
+        `the restored copy ${plan.names.temporary} could not replace ${
+          JSON.stringify(spec.target)
+        }; ${kept}: ${(e as Error).message}`,
+        { cause: e },
       );
     }
-  } catch (e) {
-    await sql.run(dropScript(names.temporary), `dropping ${names.temporary}`).catch((d) => {
-      logError(
-        `could not drop the temporary database ${names.temporary}: ${(d as Error).message}`,
-      );
-    });
-    throw e;
+    // The restore itself succeeded; the replaced copy only takes disk.
+    logError(
+      `${spec.target} was restored, but its previous copy ${plan.names.old} could not be dropped: ${
+        (e as Error).message
+      }`,
+    );
   }
+}
+
+/** What psql prints for each session connected to the target (tab-separated). */
+const SESSION = "plakar-session";
+
+/**
+ * Says, before the swap ends them, which sessions are connected to the
+ * database being replaced: their work (an open transaction included) is
+ * lost. Best effort: a failure to list them does not stop the restore.
+ */
+async function warnSessions(sql: SqlRunner, head: Uint8Array, name: Uint8Array, target: string) {
+  const sessions: string[] = [];
+  await sql.run(
+    concat([
+      head,
+      "\\pset format unaligned\n\\pset tuples_only on\n\\pset fieldsep '\\t'\n",
+      `SELECT '${SESSION}', usename, coalesce(nullif(application_name, ''), '-'), `,
+      "state LIKE 'idle in transaction%' OR (state = 'active' AND xact_start IS NOT NULL) ",
+      "FROM pg_catalog.pg_stat_activity WHERE datname = ",
+      literal(name),
+      " AND pid <> pg_catalog.pg_backend_pid();\n",
+    ]),
+    "listing sessions",
+    (line) => {
+      if (line.startsWith(`${SESSION}\t`)) sessions.push(line);
+    },
+  ).catch(() => {});
+  const note = sessionsNote(target, sessions.map((l) => l.split("\t").slice(1)));
+  if (note) warn(note);
+}
+
+/**
+ * `recreate=true ends 2 session(s) connected to "app" before replacing it:
+ * alice (psql, in a transaction), bob (api)`; undefined when there are none.
+ * Each session is [user, application, whether it is in a transaction].
+ */
+export function sessionsNote(target: string, sessions: string[][]): string | undefined {
+  if (sessions.length === 0) return undefined;
+  const counts = new Map<string, number>();
+  for (const [user, app, inTx] of sessions) {
+    const key = `${user} (${app}${inTx === "t" ? ", in a transaction" : ""})`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const who = [...counts].map(([k, n]) => n > 1 ? `${n}× ${k}` : k).join(", ");
+  return `recreate=true ends ${sessions.length} session(s) connected to ${
+    JSON.stringify(target)
+  } before replacing it (their uncommitted work is lost): ${who}`;
 }
 
 /** What psql prints once the swap has committed. */
@@ -269,24 +460,20 @@ const RAW_BYTES = [
  * it exists), rename the restored copy into place, apply the archive's
  * database-level properties. psql's ON_ERROR_STOP makes any error abort it.
  */
-function swapScript(
-  head: Uint8Array,
-  meta: DatabaseMeta,
-  names: { temporary: string; old: string },
-  noOwner: boolean,
-): Uint8Array {
+function swapScript(plan: SwapPlan, noOwner: boolean): Uint8Array {
+  const { head, name, names } = plan;
   const parts: (Uint8Array | string)[] = [
     head,
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = ",
-    literal(meta.name),
+    literal(name),
     ") AS plakar_target_exists \\gset\n",
     "SELECT count(pg_catalog.pg_terminate_backend(pid)) AS n FROM pg_catalog.pg_stat_activity WHERE datname = ",
-    literal(meta.name),
+    literal(name),
     " AND pid <> pg_catalog.pg_backend_pid() \\gset plakar_ended_\n",
     "BEGIN;\n",
     "\\if :plakar_target_exists\n",
     "ALTER DATABASE ",
-    ident(meta.name),
+    ident(name),
     " RENAME TO ",
     ident(names.old),
     ";\n",
@@ -294,13 +481,13 @@ function swapScript(
     "ALTER DATABASE ",
     ident(names.temporary),
     " RENAME TO ",
-    ident(meta.name),
+    ident(name),
     ";\n",
   ];
-  if (meta.owner && meta.owner.length > 0 && !noOwner) {
-    parts.push("ALTER DATABASE ", ident(meta.name), " OWNER TO ", ident(meta.owner), ";\n");
+  if (plan.owner && plan.owner.length > 0 && !noOwner) {
+    parts.push("ALTER DATABASE ", ident(name), " OWNER TO ", ident(plan.owner), ";\n");
   }
-  for (const p of meta.properties) parts.push(p, "\n");
+  for (const p of plan.properties) parts.push(p, "\n");
   parts.push("COMMIT;\n");
   return concat(parts);
 }

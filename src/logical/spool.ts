@@ -2,13 +2,20 @@
 // the archive at random offsets from several processes, so it cannot read a
 // pipe. The file goes to `spool_dir` (default: the system temp directory),
 // only after the free space there is checked against the size plakar records
-// for the file, and it is removed on every path: after the restore, when the
-// restore or the writing fails, when the exporter is cancelled, and (through
-// src/proc/temp_files.ts) when the process is shut down mid-way.
+// for the file. Where the system lets a process reopen another's open file
+// (Linux's /proc/PID/fd), the file is unlinked as soon as it is open and
+// pg_restore is given that descriptor's path: no exit path, SIGKILL
+// included, can leave it on disk, because the kernel frees it when the last
+// descriptor closes. plakar SIGKILLs its plugins when it is interrupted, so
+// cleanup that runs in this process cannot be relied on. Elsewhere the file
+// keeps its name and is removed on every path this process still runs:
+// after the restore, on failure, on cancel, and (src/proc/temp_files.ts) at
+// shutdown.
 
 import { statfs } from "node:fs/promises";
 import { registerTempFile, removeTempFile } from "../proc/temp_files.ts";
 import { messageBuffers } from "../proc/buffer_pool.ts";
+import { descriptorOf } from "../proc/libc.ts";
 
 /** The system temp directory, as Deno.makeTempFile picks it. */
 export function systemTempDir(): string {
@@ -47,13 +54,41 @@ export async function checkSpoolSpace(dir: string, size: number): Promise<void> 
 
 /** A spooled dump on disk; dispose (or remove) to delete it. */
 export class SpoolFile implements AsyncDisposable {
-  constructor(readonly path: string, readonly size: number) {}
+  /**
+   * @param path what a tool opens to read the dump: the open descriptor's
+   * /proc path once the name is unlinked, else the file's name
+   * @param size the bytes written
+   * @param file the descriptor that keeps an unlinked file alive
+   * @param named whether the file still has a name on disk to remove
+   */
+  constructor(
+    readonly path: string,
+    readonly size: number,
+    readonly file?: Deno.FsFile,
+    readonly named = true,
+  ) {}
   async remove(): Promise<void> {
-    await removeTempFile(this.path);
+    try {
+      this.file?.close();
+    } catch { /* already closed */ }
+    if (this.named) await removeTempFile(this.path);
   }
   async [Symbol.asyncDispose](): Promise<void> {
     await this.remove();
   }
+}
+
+/**
+ * Unlinks `path`, open as `file`, and returns the path another process opens
+ * it by (/proc/<this pid>/fd/N); undefined, with the name kept, where that is
+ * not possible.
+ */
+async function unlinkOpen(path: string): Promise<string | undefined> {
+  const fd = descriptorOf(path);
+  if (fd === undefined) return undefined;
+  await removeTempFile(path);
+  // Not /proc/self: the reader resolves the path in its own process.
+  return `/proc/${Deno.pid}/fd/${fd}`;
 }
 
 export interface SpoolOptions {
@@ -95,9 +130,11 @@ export async function spool(
   signal?.addEventListener("abort", onAbort);
   let written = 0;
   let file: Deno.FsFile | undefined;
+  let readPath: string | undefined;
   let complete = false;
   try {
     file = await Deno.open(path, { write: true, truncate: true });
+    readPath = await unlinkOpen(path);
     for (;;) {
       const { value, done } = await reader.read();
       signal?.throwIfAborted();
@@ -122,9 +159,9 @@ export async function spool(
       // Written out: a message buffer lent for exactly this chunk is reused.
       messageBuffers.giveBack(value);
     }
-    file.close();
-    file = undefined;
     complete = true;
+    if (readPath !== undefined) return new SpoolFile(readPath, written, file, false);
+    file.close();
     return new SpoolFile(path, written);
   } catch (e) {
     await reader.cancel().catch(() => {});
@@ -132,12 +169,12 @@ export async function spool(
   } finally {
     signal?.removeEventListener("abort", onAbort);
     reader.releaseLock();
-    if (file) {
-      try {
-        file.close();
-      } catch { /* already closed */ }
-    }
     // On success the caller owns the file; on failure it goes now.
-    if (!complete) await removeTempFile(path).catch(() => {});
+    if (!complete) {
+      try {
+        file?.close();
+      } catch { /* already closed */ }
+      await removeTempFile(path).catch(() => {});
+    }
   }
 }

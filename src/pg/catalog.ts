@@ -90,7 +90,16 @@ export interface Relation {
   columns?: Column[];
   constraints?: Constraint[];
   indexes?: Index[];
+  /**
+   * Not in the reference integration's manifest: what was not read because
+   * another session held a lock on the relation for longer than lock_timeout
+   * (the columns' defaults, the indexes).
+   */
+  detail_left_out?: LockedDetail[];
 }
+
+/** Detail of a relation that is read under a lock on it (see relations()). */
+export type LockedDetail = "columns.default" | "indexes";
 
 export interface DatabaseInfo {
   name: string;
@@ -263,8 +272,61 @@ function statsKinds(versionNum: number): string {
     : "c.relkind IN ('r', 't', 'm')";
 }
 
-/** Tables, partitioned and foreign tables, views, materialized views and sequences. */
+/** SQLSTATE lock_not_available: a statement ran out of lock_timeout. */
+const LOCK_NOT_AVAILABLE = "55P03";
+
+/**
+ * How many times relations() reads the catalog when lock_timeout runs out,
+ * so that it waits at most this many lock_timeouts in all: a lock taken
+ * while the first read waited may be met once more.
+ */
+const LOCKED_ATTEMPTS = 3;
+
+/**
+ * Tables, partitioned and foreign tables, views, materialized views and
+ * sequences. Deparsing a column default (pg_get_expr) or an index
+ * (pg_get_indexdef) takes an ACCESS SHARE lock on the table; when another
+ * session holds a conflicting lock for longer than the session's
+ * lock_timeout, the tables other sessions lock are found in pg_locks and the
+ * catalog is read again without deparsing theirs (detail_left_out).
+ */
 export async function relations(c: pg.Client, versionNum: number): Promise<Relation[]> {
+  const locked = new Set<number>();
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await readRelations(c, versionNum, locked);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== LOCK_NOT_AVAILABLE || attempt >= LOCKED_ATTEMPTS) throw e;
+      for (const oid of await lockedTables(c)) locked.add(oid);
+    }
+  }
+}
+
+/**
+ * Tables of this database on which another session holds or awaits ACCESS
+ * EXCLUSIVE, the only mode that conflicts with ACCESS SHARE (an index's lock
+ * counts for its table). An awaited one blocks too: a lock request queues
+ * behind every earlier conflicting one.
+ */
+async function lockedTables(c: pg.Client): Promise<number[]> {
+  const r = await c.query<{ oid: number }>(
+    `SELECT DISTINCT COALESCE(i.indrelid, l.relation) AS oid
+       FROM pg_locks l LEFT JOIN pg_index i ON i.indexrelid = l.relation
+      WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+        AND l.pid <> pg_backend_pid()
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+  );
+  return r.rows.map((x) => Number(x.oid));
+}
+
+/** One read of relations(); the tables in `locked` are not deparsed (CASE skips the call). */
+async function readRelations(
+  c: pg.Client,
+  versionNum: number,
+  locked: ReadonlySet<number>,
+): Promise<Relation[]> {
+  const lockedOids = [...locked];
   const stats = statsKinds(versionNum);
   const rels = await c.query(
     `SELECT c.oid, n.nspname, c.relname, pg_get_userbyid(c.relowner) AS owner, c.relpersistence,
@@ -292,13 +354,17 @@ export async function relations(c: pg.Client, versionNum: number): Promise<Relat
   );
   const cols = await c.query(
     `SELECT a.attrelid AS oid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
-            NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS dflt
+            NOT a.attnotnull AS nullable,
+            CASE WHEN a.attrelid = ANY($1::oid[]) THEN NULL
+                 ELSE pg_get_expr(d.adbin, d.adrelid) END AS dflt,
+            a.attrelid = ANY($1::oid[]) AND d.adbin IS NOT NULL AS dflt_left_out
        FROM pg_attribute a
        JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f', 'm', 'v', 'S')
         AND ${USER_SCHEMAS}
       ORDER BY a.attrelid, a.attnum`,
+    [lockedOids],
   );
   const cons = await c.query(
     `SELECT k.conrelid AS oid, k.conname, k.contype::text AS contype,
@@ -311,7 +377,10 @@ export async function relations(c: pg.Client, versionNum: number): Promise<Relat
       ORDER BY k.conrelid, k.conname COLLATE "C"`,
   );
   const idx = await c.query(
-    `SELECT i.indrelid AS oid, ic.relname, am.amname, pg_get_indexdef(i.indexrelid) AS def,
+    `SELECT i.indrelid AS oid, ic.relname, am.amname,
+            CASE WHEN i.indrelid = ANY($1::oid[]) THEN NULL
+                 ELSE pg_get_indexdef(i.indexrelid) END AS def,
+            i.indrelid = ANY($1::oid[]) AS def_left_out,
             i.indisunique, i.indisprimary, i.indisvalid, i.indpred IS NOT NULL AS partial,
             (SELECT k.conname FROM pg_constraint k WHERE k.conindid = i.indexrelid
                AND k.conrelid = i.indrelid LIMIT 1) AS conname
@@ -320,7 +389,18 @@ export async function relations(c: pg.Client, versionNum: number): Promise<Relat
        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE ${USER_SCHEMAS}
       ORDER BY i.indrelid, ic.relname COLLATE "C"`,
+    [lockedOids],
   );
+  // What was left out, by table: defaults and indexes that exist but were not deparsed.
+  const leftOut = new Map<number, Set<LockedDetail>>();
+  const leave = (oid: number, what: LockedDetail) =>
+    leftOut.set(oid, (leftOut.get(oid) ?? new Set()).add(what));
+  for (const x of cols.rows) if (x.dflt_left_out) leave(x.oid, "columns.default");
+  const idxRows = idx.rows.filter((x) => {
+    if (!x.def_left_out) return true;
+    leave(x.oid, "indexes");
+    return false;
+  });
   const group = <T>(rows: { oid: number }[], map: (r: never) => T) => {
     const m = new Map<number, T[]>();
     for (const r of rows) {
@@ -342,7 +422,7 @@ export async function relations(c: pg.Client, versionNum: number): Promise<Relat
     type: x.contype as string,
     ...((x.columns as string[]).length ? { columns: x.columns as string[] } : {}),
   }));
-  const idxBy = group(idx.rows, (x: Record<string, unknown>): Index => ({
+  const idxBy = group(idxRows, (x: Record<string, unknown>): Index => ({
     name: x.relname as string,
     method: x.amname as string,
     definition: x.def as string,
@@ -356,6 +436,7 @@ export async function relations(c: pg.Client, versionNum: number): Promise<Relat
     const columns = colsBy.get(x.oid);
     const constraints = consBy.get(x.oid);
     const indexes = idxBy.get(x.oid);
+    const left = leftOut.get(x.oid);
     return {
       schema: x.nspname,
       name: x.relname,
@@ -380,6 +461,7 @@ export async function relations(c: pg.Client, versionNum: number): Promise<Relat
       ...(columns ? { columns } : {}),
       ...(constraints ? { constraints } : {}),
       ...(indexes ? { indexes } : {}),
+      ...(left ? { detail_left_out: [...left].sort() } : {}),
     };
   });
 }

@@ -6,6 +6,7 @@
 // @ts-types="@types/pg"
 import type pg from "pg";
 import type { ConnConfig } from "./conn.ts";
+import { DURATION_MAX, durationMillis } from "./duration.ts";
 import { describeConnectError, ServerError } from "./errors.ts";
 import { effectiveUser, lookupPassword, type PgpassLookup } from "./pgpass.ts";
 
@@ -17,6 +18,26 @@ import { effectiveUser, lookupPassword, type PgpassLookup } from "./pgpass.ts";
  * then holds its own. Older servers refuse the setting at connection time.
  */
 export const CLIENT_CHECK_OPTION = "-c client_connection_check_interval=2000";
+
+/**
+ * lock_timeout of a catalog session when lock_wait_timeout is not set. Our
+ * catalog queries take ACCESS SHARE locks (pg_get_indexdef and pg_get_expr
+ * lock the table they describe); behind another session's ACCESS EXCLUSIVE
+ * (a migration's ALTER TABLE) such a request would wait for as long as that
+ * lock is held, and every later query on the table would queue behind it.
+ * 30 s outlasts a routine DDL statement and still bounds the wait.
+ */
+export const DEFAULT_LOCK_TIMEOUT = "30s";
+
+/** The lock_timeout catalog sessions on `conn` get: lock_wait_timeout's value, else the default. */
+export function catalogLockTimeout(conn: ConnConfig): string {
+  return conn.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
+}
+
+/** A duration in milliseconds, at most the largest lock_timeout the server takes. */
+export function lockTimeoutMillis(value: string): number {
+  return Math.min(durationMillis(value), DURATION_MAX);
+}
 
 /**
  * What a catalog connection learnt of each server (host:port): whether it
@@ -127,7 +148,9 @@ function loadPg(): Promise<typeof pg> {
 
 /**
  * Opens a catalog connection to `database`. With sslmode prefer (libpq's
- * default) a server without TLS is retried in cleartext, as libpq does.
+ * default) a server without TLS is retried in cleartext, as libpq does. The
+ * session's lock_timeout is catalogLockTimeout(conn): no catalog query waits
+ * longer than that for a lock (SQLSTATE 55P03 when it would).
  */
 export async function connect(conn: ConnConfig, database: string): Promise<pg.Client> {
   const user = effectiveUser(conn.username);
@@ -147,12 +170,15 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
   };
   const server = `${conn.host}:${conn.port}`;
   const { Client } = await loadPg();
+  // A startup option rather than a SET: every session has it from its first
+  // query, at no extra round trip.
+  const lockTimeout = `-c lock_timeout=${lockTimeoutMillis(catalogLockTimeout(conn))}`;
   const attempt = async (ssl: false | Record<string, unknown>): Promise<pg.Client> => {
     const check = clientCheck.get(server) !== false;
     const client = new Client({
       ...base,
       ssl,
-      ...(check ? { options: CLIENT_CHECK_OPTION } : {}),
+      options: check ? `${CLIENT_CHECK_OPTION} ${lockTimeout}` : lockTimeout,
     });
     // An idle-connection error must not crash the plugin process.
     client.on("error", () => {});

@@ -29,7 +29,7 @@ import {
   type Value,
 } from "./options.ts";
 
-export { parseBool, parseDuration, parseList } from "./options.ts";
+export { formatList, parseBool, parseDuration, parseList } from "./options.ts";
 
 /** Which connector the config is for; decides the accepted keys. */
 export type Variant = "logical" | "aws" | "physical";
@@ -81,6 +81,12 @@ export interface ImportOptions extends ParsedConn {
   /** Single database to back up; undefined means every connectable database. */
   database?: string;
   excludeDatabases: string[];
+  /**
+   * exclude_databases was set by the user, not defaulted (postgres+aws://'s
+   * rdsadmin): only names the user gave are warned about when they match no
+   * database, so a non-RDS server reached through postgres+aws:// stays quiet.
+   */
+  excludeDatabasesGiven: boolean;
   compress: boolean;
   schemaOnly: boolean;
   dataOnly: boolean;
@@ -428,6 +434,7 @@ export function parseImportConfig(
     ...base,
     database: database === "" ? undefined : database,
     excludeDatabases: (values.get("exclude_databases") as string[] | undefined) ?? [],
+    excludeDatabasesGiven: given.exclude_databases !== undefined,
     compress: flag("compress"),
     schemaOnly: flag("schema_only"),
     dataOnly: flag("data_only"),

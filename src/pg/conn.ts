@@ -24,6 +24,12 @@ export interface ConnConfig {
    */
   connectTimeout: number;
   /**
+   * lock_timeout of every catalog session (client.ts connect): how long a
+   * catalog query may wait for a lock another session holds. A PostgreSQL
+   * duration ("2s", "500ms", "5000"). Undefined: DEFAULT_LOCK_TIMEOUT.
+   */
+  lockTimeout?: string;
+  /**
    * Called before each connection or tool run when the password is a
    * short-lived token (RDS IAM); returns the password to use.
    */

@@ -13,12 +13,85 @@ export class ServerError extends Error {
   }
 }
 
+/**
+ * Node's codes (OpenSSL's X509_V_ERR_* names) for a server certificate that
+ * failed verification against the CAs given: a wrong ssl_root_cert, an
+ * expired or not yet valid certificate, a self-signed one.
+ */
+const CERTIFICATE_CODES = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_NOT_YET_VALID",
+  "CERT_HAS_EXPIRED",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_REVOKED",
+  "CERT_CHAIN_TOO_LONG",
+  "INVALID_CA",
+  "INVALID_PURPOSE",
+  "PATH_LENGTH_EXCEEDED",
+]);
+
+/** What kind of TLS failure an error is; none of them goes away by retrying. */
+export type TlsFailure = "certificate" | "hostname" | "no-ssl";
+
+/** Classifies a catalog connection's error as a TLS failure, or undefined for any other. */
+export function tlsFailure(err: unknown): TlsFailure | undefined {
+  const e = err as { code?: string; message?: string } | undefined;
+  const message = e?.message ?? String(err);
+  if (e?.code === "ERR_TLS_CERT_ALTNAME_INVALID") return "hostname";
+  if (CERTIFICATE_CODES.has(e?.code ?? "")) return "certificate";
+  // npm:pg's own words when the server answers the SSLRequest with "N".
+  if (/server does not support SSL/i.test(message)) return "no-ssl";
+  return undefined;
+}
+
+/**
+ * The CA option to check, by name: ssl_root_cert_data when the CA came inline
+ * (pem_files.ts wrote it to <dir>/ssl_root_cert_data.pem, a path the user
+ * never saw), else ssl_root_cert and its path.
+ */
+function caOption(conn: ConnConfig): string {
+  const path = conn.sslRootCert;
+  if (!path) return "ssl_root_cert (not set: the system's CAs were used)";
+  if (path.endsWith("/ssl_root_cert_data.pem")) return "ssl_root_cert_data";
+  return `ssl_root_cert (${path})`;
+}
+
+/** One line for a TLS failure, naming the options to check; undefined for any other error. */
+export function describeTlsFailure(conn: ConnConfig, err: unknown): string | undefined {
+  const kind = tlsFailure(err);
+  if (!kind) return undefined;
+  const detail = ((err as { message?: string })?.message ?? String(err)).replace(/\s+/g, " ")
+    .trim();
+  switch (kind) {
+    case "certificate":
+      return `TLS: the server's certificate failed verification (${detail}): check that ${
+        caOption(conn)
+      } holds the CA that signed it, and ssl_mode (${conn.sslMode})`;
+    case "hostname":
+      return `TLS: the server's certificate does not name the host ${
+        JSON.stringify(conn.host)
+      } (${detail}): connect by a name the certificate lists, or set ssl_mode=verify-ca (now ${conn.sslMode}) to check only that ${
+        caOption(conn)
+      } signed it`;
+    case "no-ssl":
+      return `TLS: the server does not support SSL and ssl_mode=${conn.sslMode} requires it: turn ssl on in the server's postgresql.conf, or, if the connection may go unencrypted, set ssl_mode=prefer`;
+  }
+}
+
 /** "cannot connect to host:port (database "x") as user "u": <reason>" */
 export function describeConnectError(conn: ConnConfig, database: string, err: unknown): string {
   // postgres+aws://: no token could be signed; that message says what to do.
   if (err instanceof IamTokenError) return err.message;
   const e = err as { message?: string; code?: string };
-  let reason = e?.message ?? String(err);
+  let reason = describeTlsFailure(conn, err) ?? e?.message ?? String(err);
   // postgres+aws://: a token was signed but the server would not take it.
   if (conn.passwordProvider && isAuthRefused(err)) reason = `${reason}; ${IAM_REFUSED_HINT}`;
   if (e?.code === "ECONNREFUSED") {

@@ -23,12 +23,15 @@ import {
   type Tablespace,
   tablespaces,
 } from "./catalog.ts";
-import { connect } from "./client.ts";
+import { catalogLockTimeout, connect } from "./client.ts";
 import type { ConnConfig } from "./conn.ts";
 import { warn as warnLine } from "./log.ts";
 
 /** How many databases are detailed at once (one connection each). */
 export const DETAIL_CONCURRENCY = 4;
+
+/** How many relations the lock warning names before "and N more". */
+const LOCKED_NAMED = 5;
 
 /** A database a full backup leaves out, and why. */
 export interface SkippedDatabase {
@@ -97,6 +100,12 @@ export interface Manifest {
   databases?: DatabaseInfo[];
   /** Not in the reference integration's manifest: what a full backup left out, and why. */
   skipped_databases?: SkippedDatabase[];
+  /** postgres+bin only (not in the reference integration's manifest): the copy holds standby.signal. */
+  standby_signal?: boolean;
+  /** postgres+bin only: the copy's configuration files that set primary_conninfo. */
+  primary_conninfo_files?: string[];
+  /** postgres+bin only: a primary_conninfo in the copy carries a password (never the password itself). */
+  primary_conninfo_has_password?: boolean;
 }
 
 /** Builds the manifest from the catalog. The connection failing throws; a query failing omits a field. */
@@ -175,6 +184,8 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
         Array.from({ length: Math.min(DETAIL_CONCURRENCY, chosen.length) }, worker),
       );
       m.databases = chosen;
+      const locked = lockedWarning(chosen, catalogLockTimeout(req.conn));
+      if (locked) warn(locked);
     }
     if (req.skippedDatabases) m.skipped_databases = req.skippedDatabases;
     return m;
@@ -221,6 +232,24 @@ async function detailDatabase(
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * One line for every relation whose detail a lock kept out of the manifest
+ * (catalog.ts relations()), or undefined when there is none: said once per
+ * backup, not once per table or database.
+ */
+export function lockedWarning(dbs: DatabaseInfo[], lockTimeout: string): string | undefined {
+  const names = dbs.flatMap((d) =>
+    (d.relations ?? []).filter((r) => r.detail_left_out).map((r) =>
+      `${r.schema}.${r.name} in database ${JSON.stringify(d.name)}`
+    )
+  );
+  if (names.length === 0) return undefined;
+  const more = names.length > LOCKED_NAMED ? ` and ${names.length - LOCKED_NAMED} more` : "";
+  return `column defaults and indexes of ${
+    names.slice(0, LOCKED_NAMED).join(", ")
+  }${more} left out (detail_left_out): another session held a conflicting lock (ALTER TABLE, VACUUM FULL, LOCK TABLE...) for longer than lock_timeout=${lockTimeout}`;
 }
 
 /** Whether a connected client talks TLS (npm:pg keeps `ssl: false` for a cleartext one). */

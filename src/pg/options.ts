@@ -15,6 +15,9 @@
 import { ConfigError } from "../errors.ts";
 import { SSL_MODES } from "./conn.ts";
 import { DEFAULT_BIN_SEARCH } from "./tool_search.ts";
+import { DURATION_MAX, DURATION_UNITS, durationMillis } from "./duration.ts";
+
+export { DURATION_MAX, DURATION_UNITS };
 
 export const PROTOCOLS = ["postgres", "postgres+aws", "postgres+bin"] as const;
 export type Protocol = typeof PROTOCOLS[number];
@@ -69,7 +72,7 @@ export type OptionType =
   | { kind: "enum"; values: readonly string[] }
   /** Any text; `nonBlank` refuses a blank value, saying what to put there. */
   | { kind: "string"; nonBlank?: string }
-  /** Names separated by commas, blanks trimmed; empty entries dropped. */
+  /** Names separated by commas; a name holding a comma goes in double quotes (parseList). */
   | { kind: "list" }
   /** A server duration for statement_timeout-like settings: ms, or an integer with a unit. */
   | { kind: "duration" }
@@ -226,7 +229,8 @@ export const OPTIONS: readonly OptionDecl[] = [
     name: "exclude_databases",
     type: { kind: "list" },
     scopes: ["importer:postgres"],
-    description: "Comma-separated names to skip in a full backup (e.g. `rdsadmin,template1`).",
+    description:
+      "Databases to skip in a full backup (e.g. `rdsadmin,template1`). A name that matches no database gets a warning naming it.",
   },
   {
     name: "exclude_databases",
@@ -234,7 +238,7 @@ export const OPTIONS: readonly OptionDecl[] = [
     default: "rdsadmin",
     scopes: ["importer:postgres+aws"],
     description:
-      "The importer skips `rdsadmin` (RDS's own database, which cannot be dumped) by default; `exclude_databases=` (empty) disables every exclusion, a list replaces the default.",
+      "The importer skips `rdsadmin` (RDS's own database, which cannot be dumped) by default; `exclude_databases=` (empty) disables every exclusion, any other value replaces the default.",
   },
   {
     name: "compress",
@@ -293,7 +297,7 @@ export const OPTIONS: readonly OptionDecl[] = [
     type: { kind: "list" },
     scopes: EXPORTERS,
     description:
-      "Comma-separated names: only those databases' dumps are restored. Globals still are, unless `no_globals=true`.",
+      "Only those databases' dumps are restored (a name with no dump in the snapshot fails the restore, naming it). Globals still are, unless `no_globals=true`.",
   },
   {
     name: "clean",
@@ -491,6 +495,30 @@ export const OPTIONS: readonly OptionDecl[] = [
   },
 ];
 
+/** `a`, `a and b`, `a, b and c`. */
+function sentenceList(items: readonly string[]): string {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
+
+/**
+ * How a list option's value is written (parseList), for the README and the
+ * man page: one paragraph of Markdown, naming every option of that type, so
+ * that the rule is stated once and each list option's description only says
+ * it is a list.
+ */
+export function listSyntax(): string {
+  const lists = [...new Set(OPTIONS.filter((o) => o.type.kind === "list").map((o) => o.name))];
+  return [
+    `${
+      sentenceList(lists.map((n) => `\`${n}\``))
+    } take lists: names separated by commas, blanks around a name and empty names ignored.`,
+    'A name holding a comma or a double quote, or beginning or ending with a blank, goes in double quotes, with `""` for a double quote inside (as SQL identifiers and CSV do):',
+    '`databases="a,b",c` is the databases `a,b` and `c`; `exclude_databases="say ""hi"""` is `say "hi"`.',
+    "Any other double quote, or one left open, is refused, naming the option.",
+    "In a shell, quote the whole option: `-o 'databases=\"a,b\",c'`, or `'databases=\"a,b\",c'` after the URI in `plakar source add`.",
+  ].join(" ");
+}
+
 export const REFUSALS: readonly Refusal[] = [
   {
     name: "password",
@@ -622,20 +650,92 @@ export function parseBool(option: string, value: string): boolean {
   throw new ConfigError(option, `invalid value ${JSON.stringify(value)} (accepted: true, false)`);
 }
 
-/** Splits a comma-separated list of names, trimming blanks. */
-export function parseList(value: string | undefined): string[] {
+/**
+ * Splits a list option's value into names. Names are separated by commas;
+ * blanks around a name are dropped, and so are empty names (`a, b,,` is
+ * `a` and `b`). A name that holds a comma (a database may be called `a,b`),
+ * a double quote or blanks at either end is written in double quotes, with
+ * `""` for a double quote inside, as SQL identifiers and CSV write them:
+ * `"a,b", c` is `a,b` and `c`. A double quote anywhere else, or left open,
+ * is refused rather than guessed at:
+ * `a,b"` might mean either name, and a wrong guess excludes or restores the
+ * wrong database. The JSON Schema's list pattern (tasks/schemas.ts) accepts
+ * exactly the values this accepts.
+ */
+export function parseList(option: string, value: string | undefined): string[] {
   if (value === undefined) return [];
-  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const refuse = (what: string, item: number, text: string) =>
+    new ConfigError(
+      option,
+      `${what} in item ${item} (${excerpt(text)}) (accepted: ${LIST_ACCEPTED})`,
+    );
+  const names: string[] = [];
+  const blank = /\s/;
+  let i = 0;
+  for (let item = 1;; item++) {
+    while (i < value.length && blank.test(value[i])) i++;
+    let end: number;
+    if (value[i] === '"') {
+      let name = "";
+      let j = i + 1;
+      for (;;) {
+        const q = value.indexOf('"', j);
+        if (q < 0) throw refuse("unterminated double quote", item, value.slice(i));
+        name += value.slice(j, q);
+        if (value[q + 1] !== '"') {
+          j = q + 1;
+          break;
+        }
+        name += '"';
+        j = q + 2;
+      }
+      while (j < value.length && blank.test(value[j])) j++;
+      if (j < value.length && value[j] !== ",") {
+        const comma = value.indexOf(",", j);
+        throw refuse(
+          "text after the closing double quote",
+          item,
+          value.slice(i, comma < 0 ? undefined : comma),
+        );
+      }
+      if (name !== "") names.push(name);
+      end = j;
+    } else {
+      const comma = value.indexOf(",", i);
+      end = comma < 0 ? value.length : comma;
+      const name = value.slice(i, end).trim();
+      if (name.includes('"')) throw refuse("double quote in an unquoted name", item, name);
+      if (name !== "") names.push(name);
+    }
+    if (end >= value.length) return names;
+    i = end + 1;
+  }
+}
+
+/** What a list option accepts, for its error messages. */
+const LIST_ACCEPTED =
+  'names separated by commas; a name with a comma or a double quote in double quotes, the quote doubled: "a,b",c or "say ""hi"""';
+
+/** A piece of a value for a message: cut at 40 characters, control characters escaped. */
+function excerpt(text: string): string {
+  const cut = text.length > 40 ? `${text.slice(0, 40)}...` : text;
+  // deno-lint-ignore no-control-regex
+  return cut.replace(/[\u0000-\u001f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
+/**
+ * Names written as a list option's value, quoted where parseList needs it,
+ * so that a message shows a name holding a comma as one name (and an empty
+ * name, which no database has, as `""`).
+ */
+export function formatList(names: readonly string[]): string {
+  return names.map((n) => /[",]|^\s|\s$|^$/.test(n) ? `"${n.replaceAll('"', '""')}"` : n).join(",");
 }
 
 /** Splits directories separated by `:` or `,`, trimming blanks. */
 export function parseDirs(value: string): string[] {
   return value.split(/[:,]/).map((s) => s.trim()).filter((s) => s !== "");
 }
-
-/** The largest duration number the server takes (statement_timeout is an int). */
-export const DURATION_MAX = 2147483647;
-export const DURATION_UNITS = ["ms", "s", "min", "h", "d"] as const;
 
 /**
  * A statement_timeout value as pg_dump --lock-wait-timeout passes it to the
@@ -644,12 +744,13 @@ export const DURATION_UNITS = ["ms", "s", "min", "h", "d"] as const;
  */
 export function parseDuration(option: string, value: string): string {
   const m = new RegExp(`^([0-9]+)(${DURATION_UNITS.join("|")})?$`).exec(value);
-  if (!m || Number(m[1]) === 0 || Number(m[1]) > DURATION_MAX) {
+  // The server refuses more than DURATION_MAX ms whatever the unit (30d is too long).
+  if (!m || Number(m[1]) === 0 || durationMillis(value) > DURATION_MAX) {
     throw new ConfigError(
       option,
       `invalid value ${
         shown(value)
-      } (accepted: a positive integer of milliseconds, or with a unit: 500ms, 30s, 5min, 1h, 1d)`,
+      } (accepted: a positive integer of milliseconds, or with a unit: 500ms, 30s, 5min, 1h, 1d; at most 24 days)`,
     );
   }
   return value;
@@ -679,7 +780,7 @@ export function parseValue(decl: OptionDecl, raw: string | undefined): Value {
     case "boolean":
       return raw.trim() === "" ? fallback() : parseBool(decl.name, raw);
     case "list":
-      return parseList(raw);
+      return parseList(decl.name, raw);
     case "string":
       if (t.nonBlank !== undefined && raw.trim() === "") {
         throw new ConfigError(decl.name, `empty: ${t.nonBlank}`);
@@ -785,6 +886,9 @@ function acceptedSentence(t: OptionType): string {
       return `One of ${t.values.map((v) => `\`${v}\``).join(", ")}.`;
     case "duration":
       return "Milliseconds, or an integer with a unit: `500ms`, `30s`, `5min`, `1h`, `1d` (not `0`).";
+    case "list":
+      // The quoting rule is listSyntax(), in one place of each document.
+      return "A list, see [Option values](#option-values).";
     default:
       return "";
   }

@@ -2,7 +2,8 @@
 // fetch` read once, in order, each tar member one record at its own path
 // from the snapshot root, so that the snapshot root is the data directory
 // (/PG_VERSION, /base/…, /backup_manifest) with /manifest.json beside it and
-// `plakar restore -to ./pgdata <snap>` yields a startable directory.
+// `plakar restore -to ./pgdata <snap>` yields a startable directory. A copy
+// of a standby is a standby: it is said on stderr and in the manifest.
 
 import {
   Flags,
@@ -26,6 +27,7 @@ import {
   tryReplicationConnection,
   versionProblem,
 } from "./requirements.ts";
+import { StandbyFactsReader, standbyWarning } from "./standby.ts";
 import { tarEntries } from "./tar_entries.ts";
 import { holdWal } from "./wal_guard.ts";
 
@@ -117,7 +119,8 @@ class PhysicalImporter implements ImporterConnector {
     const versionLine = await this.#preflight();
     await using _guard = await holdWal(opts.conn, warn);
     // The copy starts while the catalog is introspected for the manifest:
-    // its checkpoint and first files wait in the pipe meanwhile.
+    // its checkpoint and first files wait in the pipe meanwhile. The manifest
+    // is yielded after the data.
     const tool = toolStdout({
       bin: this.#bin(),
       args: pgBasebackupArgs(opts),
@@ -132,6 +135,25 @@ class PhysicalImporter implements ImporterConnector {
         dumpFormat: "basebackup",
         toolVersion: { pg_basebackup_version: versionLine },
       });
+      const standby = new StandbyFactsReader();
+      yield* tarEntries(tool, signal, { peek: (path, content) => standby.see(path, content) });
+      // The manifest comes last: whether the copy is a standby, and whether
+      // its primary_conninfo carries a password, is known only once the
+      // configuration files have gone by (src/physical/standby.ts).
+      const facts = standby.facts();
+      const standbyLine = standbyWarning(
+        `${opts.conn.host}:${opts.conn.port}`,
+        manifest.in_recovery,
+        facts,
+      );
+      if (standbyLine) warn(standbyLine);
+      manifest.standby_signal = facts.standbySignal;
+      manifest.primary_conninfo_files = facts.primaryConninfoFiles;
+      if (facts.primaryConninfoHasPassword === undefined) {
+        warn(
+          "manifest: primary_conninfo_has_password left out: a configuration file was too large to read",
+        );
+      } else manifest.primary_conninfo_has_password = facts.primaryConninfoHasPassword;
       const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
       yield {
         pathname: MANIFEST_PATH,
@@ -144,7 +166,6 @@ class PhysicalImporter implements ImporterConnector {
         },
         open: () => bytes,
       };
-      yield* tarEntries(tool, signal);
     } finally {
       // Left before the archive was read (or it was): stops the tool, if still running.
       await tool.cancel().catch(() => {});

@@ -245,19 +245,35 @@ class Body {
   }
 }
 
+/** How tarEntries reads small files, and who else sees them. */
+export interface TarEntriesOptions {
+  /** Files of at most this many bytes are read whole. @default SMALL_FILE */
+  file?: number;
+  /** Bytes of such files held at most. @default SMALL_BUDGET */
+  budget?: number;
+  /**
+   * Called once per regular file as the archive is read, whether or not
+   * plakar opens it (an unchanged file is acknowledged unread): with its
+   * content when it was read whole, undefined when it is larger than `file`.
+   * The importer reads the copy's standby settings this way.
+   */
+  peek?: (pathname: string, content: Uint8Array | undefined) => void;
+}
+
 /**
  * Yields one ImportEntry per tar member, in the archive's order. The
  * generator does not move past an entry until its content has been consumed
- * or released, except for files of at most `small.file` bytes, read whole
- * within `small.budget` bytes held. A failure of the tar stream (the tool
+ * or released, except for files of at most `opts.file` bytes, read whole
+ * within `opts.budget` bytes held. A failure of the tar stream (the tool
  * exiting non-zero, a truncated or corrupt archive) is thrown from the
  * generator, and fails the Open reading at the time.
  */
 export async function* tarEntries(
   stream: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
-  small: { file: number; budget: number } = { file: SMALL_FILE, budget: SMALL_BUDGET },
+  opts: TarEntriesOptions = {},
 ): AsyncGenerator<ImportEntry> {
+  const small = { file: opts.file ?? SMALL_FILE, budget: opts.budget ?? SMALL_BUDGET };
   const input = new TarInput(stream);
   let abortedWith: Error | undefined;
   let wakeAbort: (() => void) | undefined;
@@ -344,6 +360,7 @@ export async function* tarEntries(
         await budget.take(size, signal);
         const bytes = await input.need(size, what);
         await input.skip(tail, what);
+        opts.peek?.(pathname, bytes);
         let held = true;
         const giveBack = () => {
           if (held) {
@@ -359,6 +376,7 @@ export async function* tarEntries(
         yield entry;
         continue;
       } else if (kind === "file") {
+        opts.peek?.(pathname, undefined);
         const body = new Body(input, size, what);
         let taken = false;
         entry.open = () => {

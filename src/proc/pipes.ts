@@ -6,43 +6,13 @@
 //
 // Best effort: F_SETPIPE_SZ through libc when FFI is allowed, else nothing
 // changes and reads simply stay small. The /proc/*/fd links are read through
-// libc's readlink too: Deno grants them only to a process with every
-// permission, and the executables run with a narrower set.
+// libc's readlink too (src/proc/libc.ts).
+
+import { libc as load, MAX_FD } from "./libc.ts";
 
 const F_SETPIPE_SZ = 1031;
 /** The kernel's default /proc/sys/fs/pipe-max-size. */
 export const WIDE_PIPE = 1024 * 1024;
-/** How many of this process's descriptors are looked at for a pipe's other end. */
-const MAX_FD = 4096;
-
-interface Libc {
-  fcntl(fd: number, cmd: number, arg: number): number;
-  readlink(path: string): string | null;
-}
-let libc: Libc | null | undefined;
-
-function load(): Libc | null {
-  if (libc !== undefined) return libc;
-  try {
-    const lib = Deno.dlopen("libc.so.6", {
-      fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-      readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-    });
-    const enc = new TextEncoder();
-    const dec = new TextDecoder();
-    const buf = new Uint8Array(256);
-    libc = {
-      fcntl: (fd, cmd, arg) => lib.symbols.fcntl(fd, cmd, arg),
-      readlink: (path) => {
-        const n = Number(lib.symbols.readlink(enc.encode(path + "\0"), buf, BigInt(buf.length)));
-        return n < 0 ? null : dec.decode(buf.subarray(0, n));
-      },
-    };
-  } catch {
-    libc = null;
-  }
-  return libc;
-}
 
 /** Sets the size of the pipe open on `fd` of this process; false if it could not. */
 export function widenFd(fd: number, size = WIDE_PIPE): boolean {

@@ -73,6 +73,26 @@ async function makeBigDb(c: Cluster, db: string): Promise<void> {
 }
 
 /**
+ * Starts `plakar args…` (in a process group of its own with `group`), its
+ * output kept open by a reader that outlives plakar, as a terminal or a
+ * container's log collector does: the plugin inherits plakar's stderr.
+ * `outputs` ends when plakar and the plugin are both gone.
+ */
+function startPlakar(u: PlakarUser, args: string[], group = false) {
+  const child = new Deno.Command(u.bin, {
+    args,
+    env: u.env(),
+    cwd: u.home,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: group,
+  }).spawn();
+  const outputs = Promise.all([child.stdout.pipeTo(new WritableStream()), child.stderr.text()]);
+  return { child, outputs };
+}
+
+/**
  * Starts `plakar args…`, stops it once `ready()` holds, then SIGKILLs it.
  * Returns a promise of plakar's output pipes' end, to await after the checks
  * (the plugin holds them open as long as it lives).
@@ -83,17 +103,7 @@ async function killPlakarWhen(
   ready: () => boolean | Promise<boolean>,
   freezeFirst = true,
 ) {
-  const child = new Deno.Command(u.bin, {
-    args,
-    env: u.env(),
-    cwd: u.home,
-    stdin: "null",
-    // Output kept open by a reader that outlives plakar, as a terminal or a
-    // container's log collector does: the plugin inherits plakar's stderr.
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const drained = Promise.all([child.stdout.pipeTo(new WritableStream()), child.stderr.text()]);
+  const { child, outputs } = startPlakar(u, args);
   try {
     await waitFor("the tool to start", ready, 60_000);
     // Frozen first, so the tool is surely mid-stream (blocked on its pipe)
@@ -106,7 +116,7 @@ async function killPlakarWhen(
   } finally {
     await child.status;
   }
-  return drained;
+  return outputs;
 }
 
 Deno.test("plakar SIGKILLed mid-backup: within 5 s no plugin, no pg_dump and no backend of ours remain", async () => {
@@ -170,6 +180,19 @@ Deno.test("plakar SIGKILLed while the backup waits on a lock: our waiting backen
  * into `dst` (with the restore's `options`), and checks that within 5 s no
  * plugin, no pg_restore and no backend of ours remain.
  */
+/** `plakar restore` of `big` from snapshot `snap` into `dst`, with `options`. */
+function restoreBigArgs(u: PlakarUser, dst: Cluster, snap: string, options: string[]): string[] {
+  return [
+    "at",
+    u.store,
+    "restore",
+    ...options,
+    "-to",
+    `postgres://postgres:${SECRET}@127.0.0.1:${dst.port}/big`,
+    `${snap}:/00001-big.dump`,
+  ];
+}
+
 async function killMidRestore(u: PlakarUser, src: Cluster, dst: Cluster, options: string[]) {
   ok(
     await u.at("backup", `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/big`),
@@ -178,15 +201,7 @@ async function killMidRestore(u: PlakarUser, src: Cluster, dst: Cluster, options
   const [snap] = await u.snapshots();
   const outputs = await killPlakarWhen(
     u,
-    [
-      "at",
-      u.store,
-      "restore",
-      ...options,
-      "-to",
-      `postgres://postgres:${SECRET}@127.0.0.1:${dst.port}/big`,
-      `${snap}:/00001-big.dump`,
-    ],
+    restoreBigArgs(u, dst, snap, options),
     () =>
       processesMatching("pg_restore", String(dst.port)).length > 0 &&
       pluginProcesses(u).length > 0,
@@ -219,4 +234,84 @@ Deno.test("plakar SIGKILLed mid-restore with recreate=true: the target stays as 
   assertEquals(dbs.map((d) => d.datname), [], "work databases left behind");
   const rows = await dst.query("SELECT v FROM still_here", "big");
   assertEquals(rows, [{ v: 42 }], "the target database changed");
+});
+
+/**
+ * Starts `plakar args…` and once `ready()` holds sends `sig` to plakar alone
+ * or to its whole group, as `kill PID`, Ctrl-C in a terminal and `systemctl
+ * stop` do. Resolves with plakar's exit code and its stderr.
+ */
+async function interruptPlakarWhen(
+  u: PlakarUser,
+  args: string[],
+  ready: () => boolean | Promise<boolean>,
+  sig: Deno.Signal,
+  group: boolean,
+): Promise<{ code: number; stderr: string }> {
+  const { child, outputs } = startPlakar(u, args, group);
+  try {
+    await waitFor("the restore to be under way", ready, 60_000);
+    if (group) Deno.kill(-child.pid, sig);
+    else child.kill(sig);
+  } finally {
+    await child.status;
+  }
+  const { code } = await child.status;
+  return { code, stderr: (await outputs)[1] };
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("plakar stopped by SIGINT or SIGTERM, alone or with its process group, mid-recreate (streamed or jobs=2): no work database and no spool file within seconds, the target intact", async () => {
+  await using src = await Cluster.start({ password: SECRET });
+  await using dst = await Cluster.start({ password: SECRET });
+  await using u = await PlakarUser.create();
+  const spoolDir = await Deno.makeTempDir({ prefix: "plakar-e2e-spool-" });
+  try {
+    await makeBigDb(src, "big");
+    await dst.query("CREATE DATABASE big");
+    await dst.psql("CREATE TABLE still_here (v int); INSERT INTO still_here VALUES (42);", "big");
+    ok(
+      await u.at("backup", `postgres://postgres:${SECRET}@127.0.0.1:${src.port}/big`),
+      "backup",
+    );
+    const [snap] = await u.snapshots();
+    const workDatabases = async () =>
+      ((await dst.query(
+        "SELECT datname FROM pg_database WHERE datname LIKE '%plakar%' ORDER BY 1",
+      )) as { datname: string }[]).map((d) => d.datname);
+    const cases: { sig: Deno.Signal; group: boolean; jobs: boolean }[] = [
+      { sig: "SIGINT", group: false, jobs: false },
+      { sig: "SIGTERM", group: true, jobs: false },
+      { sig: "SIGTERM", group: false, jobs: true },
+      { sig: "SIGINT", group: true, jobs: true },
+    ];
+    for (const { sig, group, jobs } of cases) {
+      const what = `${sig} to plakar${group ? "'s process group" : ""}${jobs ? ", jobs=2" : ""}`;
+      const options = ["-o", "recreate=true"];
+      if (jobs) options.push("-o", "jobs=2", "-o", `spool_dir=${spoolDir}`);
+      const r = await interruptPlakarWhen(
+        u,
+        restoreBigArgs(u, dst, snap, options),
+        // Under way: the work database exists and pg_restore writes into it
+        // (with jobs=2, from the spooled file).
+        async () =>
+          processesMatching("pg_restore", String(dst.port)).length > 0 &&
+          (await workDatabases()).length > 0,
+        sig,
+        group,
+      );
+      assert(r.code !== 0, `${what}: plakar exited 0`);
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && (await workDatabases()).length > 0) await delay(100);
+      assertEquals(await workDatabases(), [], `${what}: work database left behind`);
+      assertEquals(await Array.fromAsync(Deno.readDir(spoolDir)), [], `${what}: spool file left`);
+      const rows = await dst.query("SELECT v FROM still_here", "big");
+      assertEquals(rows, [{ v: 42 }], `${what}: the target database changed`);
+      const left = await leftovers(u, dst, "pg_restore", 5000);
+      assertEquals(left, { plugins: [], tools: [], backends: [] }, `${what}: left behind`);
+    }
+  } finally {
+    await Deno.remove(spoolDir, { recursive: true }).catch(() => {});
+  }
 });

@@ -11,6 +11,38 @@ import { READ_AHEAD } from "../../src/logical/read_ahead.ts";
 const entries = async (dir: string) =>
   (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
 
+/**
+ * Spool files under `dir` that some process holds open, named or not (the
+ * exporter unlinks its spool file as soon as it is open), as
+ * `{ name, path }` where `path` opens the file through the holder.
+ */
+function openSpoolFiles(dir: string): { name: string; path: string }[] {
+  const found = new Map<string, string>();
+  for (const p of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(p.name)) continue;
+    let fds: Deno.DirEntry[];
+    try {
+      fds = [...Deno.readDirSync(`/proc/${p.name}/fd`)];
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = Deno.readLinkSync(`/proc/${p.name}/fd/${fd.name}`);
+      } catch {
+        continue;
+      }
+      if (!target.startsWith(`${dir}/`)) continue;
+      found.set(
+        target.slice(dir.length + 1).replace(/ \(deleted\)$/, ""),
+        `/proc/${p.name}/fd/${fd.name}`,
+      );
+    }
+  }
+  return [...found].map(([name, path]) => ({ name, path }));
+}
+
 /** `app` with the fixture tables plus an index-heavy table of about 15 MiB. */
 async function appWithIndexes(c: Cluster): Promise<void> {
   await makeRoles(c);
@@ -42,6 +74,7 @@ Deno.test("plakar restore -o jobs=2 -o recreate=true restores through a spool fi
     const watch = (async () => {
       while (restoring) {
         for (const name of await entries(spoolDir)) seen.add(name);
+        for (const { name } of openSpoolFiles(spoolDir)) seen.add(name);
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
@@ -261,7 +294,7 @@ Deno.test("plakar SIGKILLed while a jobs=2 restore spools: the spool file is gon
     try {
       const deadline = Date.now() + 60_000;
       // Some of the dump is on disk, the rest still coming.
-      while (!(await entries(spoolDir)).length || (await dirBytes(spoolDir)) < 4 * 1024 ** 2) {
+      while ((await spooledBytes(spoolDir)) < 4 * 1024 ** 2) {
         if (Date.now() > deadline) throw new Error("no spool file appeared");
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -270,20 +303,23 @@ Deno.test("plakar SIGKILLed while a jobs=2 restore spools: the spool file is gon
       await child.status;
     }
     const deadline = Date.now() + 5000;
-    while ((await entries(spoolDir)).length > 0 && Date.now() < deadline) {
+    const left = () => [...new Set([...openSpoolFiles(spoolDir).map((f) => f.name)])];
+    while ((await entries(spoolDir)).length + left().length > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
     }
     assertEquals(await entries(spoolDir), [], "the spool file outlived plakar by 5 s");
+    assertEquals(left(), [], "the spool file is still held open 5 s after plakar died");
     await drained;
   } finally {
     await Deno.remove(spoolDir, { recursive: true });
   }
 });
 
-async function dirBytes(dir: string): Promise<number> {
+/** Bytes of the spool files under `dir`, named or held open unlinked. */
+async function spooledBytes(dir: string): Promise<number> {
   let n = 0;
-  for (const name of await entries(dir)) {
-    n += await Deno.stat(`${dir}/${name}`).then((s) => s.size, () => 0);
+  for (const { path } of openSpoolFiles(dir)) {
+    n += await Deno.stat(path).then((s) => s.size, () => 0);
   }
   return n;
 }

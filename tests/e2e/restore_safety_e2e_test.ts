@@ -6,17 +6,6 @@ import { Cluster } from "../helpers/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { ok, PlakarUser } from "../helpers/e2e.ts";
 
-const BIN = "/usr/lib/postgresql/15/bin";
-
-async function pgDump(c: Cluster, args: string[]): Promise<Uint8Array> {
-  const out = await new Deno.Command(`${BIN}/pg_dump`, {
-    args: ["-h", c.host, "-p", String(c.port), "-U", c.superuser, "-w", ...args],
-    stdout: "piped",
-  }).output();
-  assert(out.success);
-  return out.stdout;
-}
-
 /** A source with `small`: 1000 rows in one table, the shape of the issue's report. */
 async function smallSource(): Promise<Cluster> {
   const src = await Cluster.start();
@@ -32,7 +21,7 @@ Deno.test("plakar restore of a plain SQL dump cut mid-file exits non-zero, says 
   await using src = await smallSource();
   await using dst = await Cluster.start();
   await using u = await PlakarUser.create();
-  const script = await pgDump(src, ["-Fp", "small"]);
+  const script = await src.pgDump(["-Fp", "small"]);
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeFile(`${dir}/small.sql`, script.subarray(0, Math.floor(script.length * 0.7)));

@@ -8,15 +8,6 @@ import { ok, PlakarUser } from "../helpers/e2e.ts";
 
 const ROWS = 20_000;
 
-async function pgDump(c: Cluster, db: string): Promise<Uint8Array> {
-  const out = await new Deno.Command("/usr/lib/postgresql/15/bin/pg_dump", {
-    args: ["-h", c.host, "-p", String(c.port), "-U", "postgres", "-Fc", db],
-    stdout: "piped",
-  }).output();
-  assert(out.success, "pg_dump failed");
-  return out.stdout;
-}
-
 async function rowCount(c: Cluster): Promise<number> {
   const [r] = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM t", "app");
   return r.n;
@@ -31,7 +22,7 @@ Deno.test("through plakar, a truncated dump restored with recreate=true or clean
      INSERT INTO t SELECT g, 'old-' || g FROM generate_series(1, ${ROWS}) g;`,
     "app",
   );
-  const good = await pgDump(c, "app");
+  const good = await c.pgDump(["-Fc", "app"]);
   const dir = await Deno.makeTempDir({ prefix: "plakar-safe-restore-" });
   try {
     await Deno.mkdir(`${dir}/damaged`);

@@ -314,6 +314,20 @@ export class Cluster implements AsyncDisposable {
     ], { env: { PATH: "/usr/bin:/bin", ...(this.password ? { PGPASSWORD: this.password } : {}) } });
   }
 
+  /** pg_dump (15's client) of this cluster as the superuser, e.g. `["-Fc", "app"]`: its output. */
+  async pgDump(args: string[]): Promise<Uint8Array> {
+    const out = await new Deno.Command(`${APT_BIN}/pg_dump`, {
+      args: ["-h", this.host, "-p", String(this.port), "-U", this.superuser, "-w", ...args],
+      env: this.password ? { PGPASSWORD: this.password } : {},
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(`pg_dump ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+    }
+    return out.stdout;
+  }
+
   /** Stops the server immediately (simulates a crash or a stopped server). */
   async stop(mode: "immediate" | "fast" = "immediate"): Promise<void> {
     await run(`${this.binDir}/pg_ctl`, ["-D", this.dataDir, "-m", mode, "-w", "stop"], {
@@ -340,12 +354,9 @@ async function appendAs(path: string, text: string): Promise<void> {
   await Deno.writeTextFile(path, text, { append: true });
 }
 
-/** Generates a CA, a server certificate for 127.0.0.1/localhost and a client certificate. */
-async function makeCerts(dir: string): Promise<TlsFiles> {
-  const t = `${dir}/tls`;
-  await Deno.mkdir(t);
-  const o = (args: string[]) => run("openssl", args, { cwd: t });
-  await o([
+/** Makes a self-signed CA named `cn` in `dir`: ca.key and ca.crt. */
+export async function makeCa(dir: string, cn: string): Promise<void> {
+  await run("openssl", [
     "req",
     "-x509",
     "-newkey",
@@ -354,12 +365,20 @@ async function makeCerts(dir: string): Promise<TlsFiles> {
     "-days",
     "2",
     "-subj",
-    "/CN=test-ca",
+    `/CN=${cn}`,
     "-keyout",
     "ca.key",
     "-out",
     "ca.crt",
-  ]);
+  ], { cwd: dir });
+}
+
+/** Generates a CA, a server certificate for 127.0.0.1/localhost and a client certificate. */
+async function makeCerts(dir: string): Promise<TlsFiles> {
+  const t = `${dir}/tls`;
+  await Deno.mkdir(t);
+  const o = (args: string[]) => run("openssl", args, { cwd: t });
+  await makeCa(t, "test-ca");
   await Deno.writeTextFile(
     `${t}/san.ext`,
     "subjectAltName=IP:127.0.0.1,DNS:localhost\n",

@@ -42,6 +42,16 @@ async function sourceDump(src: Cluster): Promise<Uint8Array> {
   }
 }
 
+/** Files under `dir` this process holds open after their name was unlinked. */
+async function openUnlinked(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const e of Deno.readDir("/proc/self/fd")) {
+    const target = await Deno.readLink(`/proc/self/fd/${e.name}`).catch(() => "");
+    if (target.startsWith(`${dir}/`) && target.endsWith(" (deleted)")) found.push(target);
+  }
+  return found;
+}
+
 /**
  * Feeds one dump to the exporter as plakar would (64 KiB chunks); before the
  * last chunk, notes what is in `spoolDir`. With `abortAt`, aborts the
@@ -52,10 +62,11 @@ async function restoreDump(
   dump: Uint8Array,
   spoolDir: string,
   opts: { abortAt?: number } = {},
-): Promise<{ error?: string; spooledBeforeEnd: string[] }> {
+): Promise<{ error?: string; spooledBeforeEnd: string[]; openBeforeEnd: string[] }> {
   const exp = await createLogicalExporter(params("postgres", config), "logical");
   const ac = new AbortController();
   let spooledBeforeEnd: string[] = [];
+  let openBeforeEnd: string[] = [];
   let off = 0;
   let n = 0;
   const chunk = 64 * 1024;
@@ -66,7 +77,10 @@ async function restoreDump(
       }
       n++;
       if (off >= dump.length) return c.close();
-      if (off + chunk >= dump.length) spooledBeforeEnd = await entries(spoolDir);
+      if (off + chunk >= dump.length) {
+        spooledBeforeEnd = await entries(spoolDir);
+        openBeforeEnd = await openUnlinked(spoolDir);
+      }
       c.enqueue(dump.slice(off, off + chunk));
       off += chunk;
     },
@@ -82,9 +96,9 @@ async function restoreDump(
       ac.signal,
     );
     await exp.finish(ac.signal);
-    return { spooledBeforeEnd };
+    return { spooledBeforeEnd, openBeforeEnd };
   } catch (e) {
-    return { error: (e as Error).message, spooledBeforeEnd };
+    return { error: (e as Error).message, spooledBeforeEnd, openBeforeEnd };
   } finally {
     await content.cancel().catch(() => {});
     await exp.close();
@@ -136,8 +150,10 @@ Deno.test("jobs=2 spools the dump to spool_dir and restores it with pg_restore -
       );
     });
     assertEquals(r!.error, undefined);
-    assertEquals(r!.spooledBeforeEnd.length, 1, "no spool file while the dump was arriving");
-    assertMatch(r!.spooledBeforeEnd[0], /^plakar-pg-spool-.*\.dump$/);
+    // Spooled to a file that has no name: nothing to leave behind if killed.
+    assertEquals(r!.spooledBeforeEnd, [], "the spool file has a name on disk");
+    assertEquals(r!.openBeforeEnd.length, 1, "no spool file while the dump was arriving");
+    assertMatch(r!.openBeforeEnd[0], /\/plakar-pg-spool-.*\.dump \(deleted\)$/);
     // pg_restore -j 2: the leader's connection plus two workers'.
     assert(peak >= 2, `at most ${peak} pg_restore connection(s) at once: not parallel`);
     assertEquals(await snapshotDb(dst, "app"), want);
@@ -152,7 +168,7 @@ Deno.test("jobs=2 spools the dump to spool_dir and restores it with pg_restore -
       spoolDir,
     );
     assertEquals(r.error, undefined);
-    assertEquals(r.spooledBeforeEnd.length, 1);
+    assertEquals(r.openBeforeEnd.length, 1);
     assertEquals(await snapshotDb(dst, "app"), want);
     assertEquals(await wideCount(), 150000);
     assertEquals(
@@ -172,6 +188,7 @@ Deno.test("jobs=2 spools the dump to spool_dir and restores it with pg_restore -
     assertEquals(await snapshotDb(dst, "app"), want);
     assertEquals(await wideCount(), 150000);
     assertEquals(await entries(spoolDir), []);
+    assertEquals(await openUnlinked(spoolDir), [], "a spool file is still open");
     assertEquals(liveTempFiles(), []);
   } finally {
     await Deno.remove(spoolDir, { recursive: true });
@@ -191,8 +208,9 @@ Deno.test("jobs=2: the spool file is removed when pg_restore fails, when the res
       spoolDir,
     );
     assertMatch(r.error ?? "", /pg_restore -j 2 of \/00001-app\.dump.*"app" does not exist/);
-    assertEquals(r.spooledBeforeEnd.length, 1);
+    assertEquals(r.openBeforeEnd.length, 1);
     assertEquals(await entries(spoolDir), []);
+    assertEquals(await openUnlinked(spoolDir), [], "the spool file is still open");
 
     // Cancelled midway through the spooling (the exporter's signal).
     await makeRoles(dst);
@@ -205,6 +223,7 @@ Deno.test("jobs=2: the spool file is removed when pg_restore fails, when the res
     );
     assertMatch(r.error ?? "", /cancelled/);
     assertEquals(await entries(spoolDir), []);
+    assertEquals(await openUnlinked(spoolDir), [], "the spool file is still open");
     assertEquals(
       (await dst.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'",

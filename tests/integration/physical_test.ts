@@ -118,7 +118,7 @@ Deno.test("postgres+bin refuses a server newer than its pg_basebackup before cop
   assertMatch(e.message, /pg_bin_dir/);
 });
 
-Deno.test("postgres+bin yields /manifest.json first, then the data directory's members at their own paths", async () => {
+Deno.test("postgres+bin yields the data directory's members at their own paths, then /manifest.json, last", async () => {
   await using c = await Cluster.start({ password: SECRET });
   await using imp = await importer(c);
   const paths: string[] = [];
@@ -135,12 +135,17 @@ Deno.test("postgres+bin yields /manifest.json first, then the data directory's m
       await e.release?.();
     }
   }
-  assertEquals(paths[0], "/manifest.json");
+  // Last: what the copy holds (standby.signal, primary_conninfo) is known only once read.
+  assertEquals(paths.at(-1), "/manifest.json");
   for (const p of ["/PG_VERSION", "/backup_label", "/global/pg_control", "/backup_manifest"]) {
     assert(paths.includes(p), `${p} missing`);
   }
   assert(paths.every((p) => p.startsWith("/") && !p.includes("/./") && !p.endsWith("/")));
   assertEquals([manifest!.connector, manifest!.dump_format], ["postgresql+bin", "basebackup"]);
+  assertEquals(
+    [manifest!.in_recovery, manifest!.standby_signal, manifest!.primary_conninfo_has_password],
+    [false, false, false],
+  );
 });
 
 Deno.test("the WAL guard holds a temporary physical slot reserving WAL, dropped when released", async () => {

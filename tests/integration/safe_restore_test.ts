@@ -229,6 +229,8 @@ Deno.test("a replaced copy that cannot be dropped after the swap is named on std
     `${bin}/psql`,
     [
       "#!/bin/sh",
+      // Only the sessions that stop at the first error (not the drop guard's).
+      `case "$*" in *ON_ERROR_STOP*) ;; *) exec ${real}/psql "$@" ;; esac`,
       'in=$(mktemp); cat > "$in"',
       `if grep -q 'plakar: swapped' "$in"; then`,
       `  sed '/plakar: swapped/q' "$in" | ${real}/psql "$@" || exit $?`,

@@ -3,7 +3,13 @@
 // the generators make of the table now (`deno task docs` rewrites them).
 
 import { assert, assertEquals, assertStringIncludes } from "../helpers/assert.ts";
-import { mdocInline, readmeRegions, renderDocs, renderManPage } from "../../tasks/docs.ts";
+import {
+  mdocInline,
+  readmeRegions,
+  renderDocs,
+  renderManPage,
+  wrapProse,
+} from "../../tasks/docs.ts";
 import { renderSchemas } from "../../tasks/schemas.ts";
 import { OPTIONS } from "../../src/pg/options.ts";
 
@@ -82,4 +88,12 @@ Deno.test("mdocInline() puts code in .Li with punctuation as delimiters and glue
   assertEquals(mdocInline("`COMMENT`s, then"), [".Li \\&COMMENT Ns \\&s,", "then"]);
   assertEquals(mdocInline(".start and a \\ backslash"), ["\\&.start and a \\e backslash"]);
   assertEquals(mdocInline("see [Passwords](#passwords)"), ["see Passwords in the README"]);
+});
+
+Deno.test("wrapProse() wraps as deno fmt does: at 100 columns, between words, never inside a code span", () => {
+  const span = "`-o 'databases=\"a,b\",c'`";
+  const text = `${"word ".repeat(18)}then ${span} after.`;
+  assertEquals(wrapProse(text), `${"word ".repeat(18)}then\n${span} after.`);
+  assertEquals(wrapProse("a  b"), "a b");
+  for (const line of readmeRegions().get("lists")!.split("\n")) assert(line.length <= 100, line);
 });

@@ -139,6 +139,18 @@ Deno.test("isUnreachable() tells a target that cannot be reached from an error i
   assertEquals(isUnreachable('ERROR:  relation "t" already exists'), false);
 });
 
+Deno.test("isUnreachable() counts libpq's TLS failures: every later file would fail the same way", () => {
+  const at = 'psql: error: connection to server at "10.0.0.1", port 5432 failed:';
+  assertEquals(isUnreachable(`${at} SSL error: certificate verify failed`), true);
+  assertEquals(
+    isUnreachable(
+      `${at} server certificate for "db.internal" (and 1 other name) does not match host name "10.0.0.1"`,
+    ),
+    true,
+  );
+  assertEquals(isUnreachable(`${at} server does not support SSL, but SSL was required`), true);
+});
+
 Deno.test("toolMajor() reads the major from a --version line", () => {
   assertEquals(toolMajor("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), 15);
   assertEquals(toolMajor("pg_dump (PostgreSQL) 9.6.24"), 9.6);

@@ -19,7 +19,7 @@ function streamOf(parts: Uint8Array[], failAfter?: number): ReadableStream<Uint8
 const entries = async (dir: string) =>
   (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
 
-Deno.test("spool() writes the whole stream to a 0600 file in the directory, removed on dispose", async () => {
+Deno.test("spool() writes the whole stream to a file that has no name on disk while it is open", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const parts = [new Uint8Array(1000).fill(1), new Uint8Array(70000).fill(2)];
@@ -28,15 +28,48 @@ Deno.test("spool() writes the whole stream to a 0600 file in the directory, remo
       await using file = await spool(streamOf(parts), { dir, size: 71000 });
       path = file.path;
       assertEquals(file.size, 71000);
-      assert(path.startsWith(dir + "/"), path);
+      // Unlinked at once: nothing in the directory, even while it is in use.
+      assertEquals(await entries(dir), []);
+      assertMatch(path, new RegExp(`^/proc/${Deno.pid}/fd/\\d+$`));
+      // Another process reads it through that path, as pg_restore -j does.
+      const out = await new Deno.Command("wc", { args: ["-c", path], stdout: "piped" }).output();
+      assertMatch(new TextDecoder().decode(out.stdout), /^71000 /);
       const bytes = await Deno.readFile(path);
-      assertEquals(bytes.length, 71000);
       assertEquals([bytes[0], bytes[999], bytes[1000], bytes[70999]], [1, 1, 2, 2]);
-      assertEquals((await Deno.stat(path)).mode! & 0o777, 0o600);
-      assert(liveTempFiles().includes(path), "the spool file is not registered for shutdown");
+      assertEquals(liveTempFiles(), [], "an unlinked file needs no removal at shutdown");
     }
+    // Disposed: the descriptor is closed and the path no longer opens.
+    await assertRejects(() => Deno.stat(path));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a spooled file leaves nothing on disk when the process that wrote it is SIGKILLed", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `
+      import { spool } from "${new URL("../../../src/logical/spool.ts", import.meta.url).href}";
+      const data = new ReadableStream({ start(c) { c.enqueue(new Uint8Array(4096)); c.close(); } });
+      const file = await spool(data, { dir: ${JSON.stringify(dir)} });
+      console.log(file.path);
+      await new Promise(() => {});
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "-"],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(script));
+    await w.close();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value } = await reader.read();
+    assertMatch(value ?? "", /^\/proc\/\d+\/fd\/\d+/);
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel();
     assertEquals(await entries(dir), []);
-    assert(!liveTempFiles().includes(path), "a removed file is still registered");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -61,6 +61,25 @@ Deno.test("libpq sslmode in the URI maps to ssl_mode; the option wins", () => {
   );
 });
 
+Deno.test("exclude_databases and databases take quoted names; only a given exclude_databases is warned about", () => {
+  const imp = parseImportConfig({ ...AT, exclude_databases: '"a,b", c' }, "logical");
+  assertEquals([imp.excludeDatabases, imp.excludeDatabasesGiven], [["a,b", "c"], true]);
+  assertEquals(parseExportConfig({ ...AT, databases: '"a,b"' }, "logical").databases, ["a,b"]);
+  assertConfigError(
+    () => parseExportConfig({ ...AT, databases: '"a,b' }, "logical"),
+    "databases",
+    "unterminated double quote in item 1",
+  );
+  // postgres+aws://'s default rdsadmin was not given: a server without it is no typo.
+  const aws = { location: "postgres+aws://u@h", region: "eu-west-3" };
+  assertEquals(parseImportConfig(aws, "aws").excludeDatabasesGiven, false);
+  assertEquals(parseImportConfig(AT, "logical").excludeDatabasesGiven, false);
+  assertEquals(
+    parseImportConfig({ ...aws, exclude_databases: "rdsadmin,x" }, "aws").excludeDatabasesGiven,
+    true,
+  );
+});
+
 Deno.test("exclude_databases is a trimmed comma list; postgres+aws defaults to rdsadmin", () => {
   assertEquals(
     parseImportConfig({ ...AT, exclude_databases: " a, b ,,c" }, "logical").excludeDatabases,

@@ -7,10 +7,13 @@ import { assert, assertEquals, assertThrows } from "../../helpers/assert.ts";
 import {
   acceptedNames,
   CONFLICTS,
+  formatList,
   type OptionDecl,
   optionDecl,
   OPTIONS,
   optionsFor,
+  parseDuration,
+  parseList,
   parseValue,
   REFUSALS,
   REQUIREMENTS,
@@ -185,7 +188,26 @@ function samplesOf(decl: OptionDecl): string[] {
     case "string":
       return ["x", "a b", "", " "];
     case "list":
-      return ["", "a,b", " a , b ,,", ","];
+      return [
+        "",
+        "a,b",
+        " a , b ,,",
+        ",",
+        '"a,b",c',
+        ' "a,b" , c ',
+        '"say ""hi"""',
+        '""',
+        '"",a',
+        '"a',
+        'a,"b,c',
+        '"a"b',
+        '"a" b,c',
+        'a"b',
+        'a,b"',
+        '"a"""',
+        '"a""',
+        '"a\nb"',
+      ];
     case "duration":
       return [
         "",
@@ -359,4 +381,71 @@ Deno.test("the parser takes its defaults from the table", () => {
     1,
     true,
   ]);
+});
+
+Deno.test("parseList() splits on commas, trimming blanks around unquoted names and dropping empty ones", () => {
+  assertEquals(parseList("databases", " a, b ,,c,"), ["a", "b", "c"]);
+  assertEquals(parseList("databases", "my db , x"), ["my db", "x"]);
+  assertEquals(parseList("databases", ""), []);
+  assertEquals(parseList("databases", " , ,"), []);
+  assertEquals(parseList("databases", undefined), []);
+});
+
+Deno.test("parseList() takes a name holding commas, blanks and doubled quotes in double quotes", () => {
+  assertEquals(parseList("databases", '"a,b",c'), ["a,b", "c"]);
+  assertEquals(parseList("databases", 'c, "a,b" ,d'), ["c", "a,b", "d"]);
+  // Inside the quotes nothing is trimmed; blanks outside them are.
+  assertEquals(parseList("databases", '  " a , b "  '), [" a , b "]);
+  assertEquals(parseList("databases", '"say ""hi"""'), ['say "hi"']);
+  assertEquals(parseList("databases", '""""'), ['"']);
+  // An empty quoted name is an empty name: no database has one.
+  assertEquals(parseList("databases", '"",a,""'), ["a"]);
+});
+
+Deno.test("parseList() refuses an unterminated quote, a quote inside an unquoted name and text after a closing quote, naming the option", () => {
+  for (
+    const [value, what] of [
+      ['"a,b', 'unterminated double quote in item 1 ("a,b)'],
+      ['x,"a,b', 'unterminated double quote in item 2 ("a,b)'],
+      ['"a""', 'unterminated double quote in item 1 ("a"")'],
+      ['a"b', 'double quote in an unquoted name in item 1 (a"b)'],
+      ['a,b"', 'double quote in an unquoted name in item 2 (b")'],
+      ['"a"b,c', 'text after the closing double quote in item 1 ("a"b)'],
+      ['"a" "b"', 'text after the closing double quote in item 1 ("a" "b")'],
+    ]
+  ) {
+    const e = assertThrows(() => parseList("exclude_databases", value), ConfigError);
+    assertEquals(e.option, "exclude_databases");
+    assertEquals(
+      e.message,
+      `exclude_databases: ${what} (accepted: names separated by commas; a name with a comma or a double quote in double quotes, the quote doubled: "a,b",c or "say ""hi""")`,
+    );
+  }
+  // A long value is cut, a newline escaped: the message stays one short line.
+  const e = assertThrows(() => parseList("databases", `"${"x".repeat(60)}\n`), ConfigError);
+  assert(e.message.includes(`("${"x".repeat(39)}...)`), e.message);
+  assert(!e.message.includes("\n"), e.message);
+});
+
+Deno.test("formatList() quotes the names parseList would misread, and parseList reads them back", () => {
+  const names = ["a", "a,b", 'say "hi"', " lead", "trail ", "my db", "名前", "%41/x=y"];
+  assertEquals(formatList(names), 'a,"a,b","say ""hi"""," lead","trail ",my db,名前,%41/x=y');
+  assertEquals(parseList("databases", formatList(names)), names);
+});
+
+Deno.test("every list option parses its value with the quoting rule", () => {
+  const lists = OPTIONS.filter((o) => o.type.kind === "list");
+  assert(lists.length >= 3, `${lists.length} list options`);
+  for (const o of lists) {
+    assertEquals(parseValue(o, '"a,b", c'), ["a,b", "c"], o.name);
+    const e = assertThrows(() => parseValue(o, '"a,b'), ConfigError);
+    assertEquals(e.option, o.name);
+  }
+});
+
+Deno.test("a duration over the server's 2147483647 ms is refused at parse time, whatever its unit", () => {
+  assertEquals(parseDuration("lock_wait_timeout", "24d"), "24d");
+  const e = assertThrows(() => parseDuration("lock_wait_timeout", "30d"), ConfigError);
+  assert(e.message.includes("at most 24 days"), e.message);
+  assertThrows(() => parseDuration("lock_wait_timeout", "2147483648"), ConfigError);
 });

@@ -285,3 +285,24 @@ Deno.test("tarEntries() reads a byte stream (a tool's stdout) into buffers of it
   }
   assertEquals(got, [["/big", big], ["/small", "s"]]);
 });
+
+Deno.test("tarEntries() peeks at every regular file as it is read, opened or not: small ones with their content", async () => {
+  const bytes = await makeTar([
+    { header: { name: "./", type: "directory" } },
+    { header: { name: "./standby.signal" }, content: "" },
+    { header: { name: "./postgresql.auto.conf" }, content: "port = 5432\n" },
+    { header: { name: "./base/1/big" }, content: "x".repeat(5000) },
+  ]);
+  const seen: [string, string | undefined][] = [];
+  const peek = (p: string, c: Uint8Array | undefined) =>
+    seen.push([p, c && new TextDecoder().decode(c)]);
+  // Every entry released unread, as plakar does with an unchanged file.
+  for await (const e of tarEntries(streamOf(bytes), signal, { file: 4000, peek })) {
+    await e.release?.();
+  }
+  assertEquals(seen, [
+    ["/standby.signal", ""],
+    ["/postgresql.auto.conf", "port = 5432\n"],
+    ["/base/1/big", undefined],
+  ]);
+});
