@@ -32,8 +32,8 @@
 // BENCH_GO_PTAR (optional path to the reference integration's package),
 // BENCH_SECTIONS (the parts to run, e.g. "1-3,7"; sections 1 to 3 run together).
 
-import { Cluster } from "../tests/helpers/cluster.ts";
-import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { Cluster } from "../harness/cluster.ts";
+import { ok, PlakarUser } from "../harness/e2e.ts";
 import {
   goReader,
   type ProcessMeter,

@@ -15,8 +15,8 @@
 //
 // Environment: BENCH_DBS (300), BENCH_ROUNDS (3), BENCH_GO_PTAR (optional).
 
-import { Cluster } from "../tests/helpers/cluster.ts";
-import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { Cluster } from "../harness/cluster.ts";
+import { ok, PlakarUser } from "../harness/e2e.ts";
 import { best, fmt, say, seconds, sh } from "./bench_util.ts";
 import { buildManifest } from "../src/pg/manifest.ts";
 

@@ -11,8 +11,8 @@
 // BENCH_INDEX_ROWS (rows of the index-heavy table, 1000000),
 // BENCH_DB_MB (MiB per database of the 4-database cluster, 64).
 
-import { Cluster } from "../tests/helpers/cluster.ts";
-import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { Cluster } from "../harness/cluster.ts";
+import { ok, PlakarUser } from "../harness/e2e.ts";
 import { best, fmt, say, seconds } from "./bench_util.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");

@@ -2,8 +2,8 @@
 // test host, read or feed data as fast as possible, and meter the plugin
 // process itself (peak RSS, CPU seconds) from /proc.
 
-import { build } from "./build.ts";
-import { fileChunks, PluginHost, runExport, runImport } from "../tests/helpers/protocol_host.ts";
+import { build } from "../harness/build.ts";
+import { fileChunks, PluginHost, runExport, runImport } from "../harness/protocol_host.ts";
 
 const PKG = new URL("../dist/pkg/", import.meta.url).pathname;
 let built: Promise<unknown> | undefined;

@@ -10,8 +10,8 @@
 // Environment: BENCH_ROUNDS (3), BENCH_RESTORE_MB (table size, 374),
 // BENCH_GO_PTAR (the reference integration's .ptar).
 
-import { Cluster } from "../tests/helpers/cluster.ts";
-import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
+import { Cluster } from "../harness/cluster.ts";
+import { ok, PlakarUser } from "../harness/e2e.ts";
 import { best, fmt, say, seconds, sh } from "./bench_util.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");

@@ -3,9 +3,9 @@
 // plakar backs it up through this package, restores it with recreate=true
 // into a second, empty cluster, and the demo prints what it verified.
 
-import { Cluster } from "../tests/helpers/cluster.ts";
-import { ok, PlakarUser } from "../tests/helpers/e2e.ts";
-import { canLogin, makeSource, snapshotDb, snapshotRoles } from "../tests/helpers/fixtures.ts";
+import { Cluster } from "../harness/cluster.ts";
+import { ok, PlakarUser } from "../harness/e2e.ts";
+import { canLogin, makeSource, snapshotDb, snapshotRoles } from "../harness/fixtures.ts";
 import { isDeepStrictEqual } from "node:util";
 
 const say = (s: string) => console.log(`demo: ${s}`);

@@ -1,13 +1,13 @@
-// `deno task reinstall [VERSION]`: the usual iteration loop, as the seed's
-// `make reinstall`: builds and packages first (so a failed build leaves the
+// `deno task reinstall [VERSION]`: the usual iteration loop, as the reference
+// integration's `make reinstall`: builds and packages first (so a failed build leaves the
 // installed package in place), then uninstalls the old one and installs the new.
 //
 // Usage: deno task reinstall [vX.Y.Z] [--kind=auto|compiled|launchers]
 
-import { parseBuildArgs } from "./build.ts";
-import { makePackage } from "./package.ts";
-import { addPackage, PACKAGE_NAME, removePackage } from "./install.ts";
-import { plakarBin } from "../tests/helpers/plakar.ts";
+import { parseBuildArgs } from "../harness/build.ts";
+import { makePackage } from "../harness/package.ts";
+import { addPackage, PACKAGE_NAME, removePackage } from "../harness/install.ts";
+import { plakarBin } from "../harness/plakar.ts";
 
 if (import.meta.main) {
   try {

@@ -1,5 +1,5 @@
 // `deno task testdb`: a throwaway PostgreSQL to restore a snapshot into, as
-// the seed's `make testdb`. It runs in the foreground, prints the plakar
+// the reference integration's `make testdb`. It runs in the foreground, prints the plakar
 // commands that restore into it, and stays up until Ctrl-C, then stops and
 // removes itself.
 //
@@ -12,7 +12,7 @@
 // Usage: deno task testdb [--port=9999] [--major=15] [--docker]
 
 import { parseArgs } from "node:util";
-import { Cluster } from "../tests/helpers/cluster.ts";
+import { Cluster } from "../harness/cluster.ts";
 
 export const DEFAULT_PORT = 9999;
 const USER = "postgres";

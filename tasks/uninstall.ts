@@ -2,7 +2,7 @@
 // ($PLAKAR, else the one on PATH) for the current HOME. Nothing installed is
 // not an error (so that `deno task reinstall` works the first time too).
 
-import { PACKAGE_NAME, removePackage } from "./install.ts";
+import { PACKAGE_NAME, removePackage } from "../harness/install.ts";
 
 if (import.meta.main) {
   try {

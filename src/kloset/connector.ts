@@ -3,6 +3,9 @@
 // to the Importer and Exporter services (acknowledgements, held readers,
 // draining, errors turned into gRPC statuses).
 
+/** FileInfo.mode is Go's io/fs.FileMode: connectors build it with goMode (./mode.ts). */
+export { type EntryType, goMode } from "./mode.ts";
+
 /** Connector-level location flags (plakar's bit values). */
 export const Flags = {
   LOCALFS: 1,

@@ -24,26 +24,12 @@ import { entryToRecord } from "./convert.ts";
 import { ConnectorSlot } from "./slot.ts";
 import { Code, KlosetError, oneLine } from "./errors.ts";
 import { type Call, type Handler, serve, unary } from "./rpc.ts";
+import { BufferPool } from "../proc/buffer_pool.ts";
 
 /** Bytes of content per Open message, as plakar's SDK sends them. */
 export const CHUNK_SIZE = 1024 * 1024;
 /** Chunks read ahead of the connection, at most. */
 const IN_FLIGHT = 3;
-
-/** Chunk buffers reused once their bytes are copied out, so memory does not churn. */
-export class ChunkPool {
-  readonly #free: Uint8Array[] = [];
-  /** `keep`: how many free buffers are kept for reuse at most. */
-  constructor(readonly size: number, readonly keep = IN_FLIGHT + 1) {}
-  take(): Uint8Array {
-    return this.#free.pop() ?? new Uint8Array(this.size);
-  }
-  give(b: Uint8Array): void {
-    if (this.#free.length < this.keep && b.buffer.byteLength === this.size) {
-      this.#free.push(new Uint8Array(b.buffer));
-    }
-  }
-}
 
 /** The protobuf header of OpenResponse{chunk} for a chunk of `len` bytes (field 1, bytes). */
 export function chunkHeader(len: number): Uint8Array {
@@ -58,7 +44,8 @@ export function chunkHeader(len: number): Uint8Array {
 
 /**
  * Reads a stream in chunks of `chunkSize` bytes (the last may be shorter),
- * each a view of a buffer from `pool` to give back once sent. A byte stream
+ * each a view of a whole buffer from `pool` (of `chunkSize`-byte buffers) to
+ * recycle once sent. A byte stream
  * (a tool's stdout) is read straight into the buffer; any other is copied.
  * A stream left before its end (the consumer stopped, or `signal` aborted
  * while a read waits on a silent producer) is cancelled, never just
@@ -67,7 +54,7 @@ export function chunkHeader(len: number): Uint8Array {
 export async function* chunks(
   stream: ReadableStream<Uint8Array>,
   chunkSize = CHUNK_SIZE,
-  pool = new ChunkPool(chunkSize),
+  pool = new BufferPool(chunkSize, IN_FLIGHT + 1),
   signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
   // A buffer is taken only when bytes are about to land in it, and one left
@@ -93,7 +80,7 @@ export async function* chunks(
     if (signal?.aborted) return;
     if (byob) {
       for (;;) {
-        buf ??= pool.take();
+        buf ??= pool.take(chunkSize);
         const { value, done } = await byob.read(new Uint8Array(buf.buffer, len, chunkSize - len));
         // The read hands the same memory back in a new ArrayBuffer.
         if (value) buf = new Uint8Array(value.buffer);
@@ -108,7 +95,7 @@ export async function* chunks(
         if (done) break;
         let off = 0;
         while (off < value.length) {
-          buf ??= pool.take();
+          buf ??= pool.take(chunkSize);
           const n = Math.min(chunkSize - len, value.length - off);
           buf.set(value.subarray(off, off + n), len);
           len += n;
@@ -121,7 +108,7 @@ export async function* chunks(
     if (len > 0) yield seal();
   } finally {
     signal?.removeEventListener("abort", onAbort);
-    if (buf && len === 0) pool.give(buf);
+    if (buf && len === 0) pool.recycle(buf);
     if (!finished) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
@@ -140,7 +127,7 @@ export class ImporterService {
   readonly #held = new Map<string, ImportEntry>();
   readonly #abort = new AbortController();
   /** One pool for every Open: a physical backup opens thousands of files. */
-  readonly #pool = new ChunkPool(CHUNK_SIZE, 4 * IN_FLIGHT);
+  readonly #pool = new BufferPool(CHUNK_SIZE, 4 * IN_FLIGHT);
   #failImport: ((err: KlosetError) => void) | undefined;
   #openFailure: KlosetError | undefined;
 
@@ -269,7 +256,11 @@ export class ImporterService {
       const pool = this.#pool;
       for await (const chunk of chunks(stream, CHUNK_SIZE, pool, call.signal)) {
         if (call.signal.aborted) return;
-        inFlight.push(call.send(chunkHeader(chunk.length), chunk).then(() => pool.give(chunk)));
+        inFlight.push(
+          call.send(chunkHeader(chunk.length), chunk).then(() => {
+            pool.recycle(chunk);
+          }),
+        );
         if (inFlight.length >= IN_FLIGHT) await inFlight.shift();
       }
       await Promise.all(inFlight);

@@ -320,13 +320,15 @@ export async function serve(
   let clean = false;
   try {
     const served = conn.serve().then(
-      () => "input closed",
-      (e) => `protocol error: ${(e as Error).message}`,
+      () => ({ why: "input closed", protocolError: false }),
+      (e) => ({ why: `protocol error: ${(e as Error).message}`, protocolError: true }),
     );
-    const why = await Promise.race([served, gone]);
+    const { why, protocolError } = await Promise.race([
+      served,
+      gone.then((why) => ({ why, protocolError: false })),
+    ]);
     // plakar closes both pipes once it is done, so a broken output with no
     // call in progress is a normal end; with calls in progress it is not.
-    const protocolError = why.startsWith("protocol error");
     clean = active === 0 && !protocolError;
     if (!clean) {
       console.error(

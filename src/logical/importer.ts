@@ -10,9 +10,10 @@ import {
   type ImporterConnector,
   type InitParams,
 } from "../kloset/connector.ts";
-import { connectExplained } from "../pg/client.ts";
+import { serverVersionNum, withClient } from "../pg/client.ts";
 import { formatList, type ImportOptions, parseImportConfig } from "../pg/config.ts";
-import { buildManifest, planDatabases, type SkippedDatabase } from "../pg/manifest.ts";
+import { buildManifest, manifestBytes, type SkippedDatabase } from "../pg/manifest.ts";
+import { canReadAuthid, listDatabases, selectDatabases } from "../pg/databases.ts";
 import { dumpPath, GLOBALS_PATH, MANIFEST_PATH } from "../pg/names.ts";
 import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
 import { connArgs, dbnameArg, toolEnv, toolPath, toolStdout } from "../pg/tools.ts";
@@ -22,7 +23,7 @@ import { describeBackupRole, rolePasswordsWarning } from "../pg/backup_role.ts";
 import { DumpSlots } from "./dump_slots.ts";
 import { DumpChain, type DumpHandle } from "./read_ahead.ts";
 import { backupPreflight, report } from "./preflight.ts";
-import { chooseDumpTools } from "./client_tools.ts";
+import { chooseDumpTools } from "../pg/tool_fit.ts";
 import { explainLockTimeout } from "./lock_timeout.ts";
 
 /** Builds the pg_dump argv for one database (connection flags first). */
@@ -46,14 +47,6 @@ export function pgDumpallArgs(
   if (noRolePasswords) args.push("--no-role-passwords");
   if (connectDb) args.push("-l", dbnameArg(connectDb));
   return args;
-}
-
-/** The major version of a tool from its `--version` line ("pg_dump (PostgreSQL) 15.18 ..."). */
-export function toolMajor(versionLine: string): number | undefined {
-  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(versionLine);
-  if (!m) return undefined;
-  const major = Number(m[1]);
-  return major >= 10 ? major : Number(`${m[1]}.${m[2] ?? 0}`);
 }
 
 /**
@@ -154,56 +147,37 @@ class LogicalImporter implements ImporterConnector {
     }
   > {
     const { database, excludeDatabases } = this.#opts;
-    const client = await connectExplained(this.#opts.conn, this.#maintenanceDb());
-    try {
-      const version = await client.query<{ v: string }>(
-        "SELECT current_setting('server_version_num') AS v",
-      );
-      const serverVersionNum = Number(version.rows[0].v);
-      const rows = await client.query<{ datname: string; datallowconn: boolean }>(
-        `SELECT datname, datallowconn FROM pg_database ORDER BY datname COLLATE "C"`,
-      );
-      const all = rows.rows.map((r) => ({ name: r.datname, allowConn: r.datallowconn }));
-      let databases: string[];
-      let skipped: SkippedDatabase[] | undefined;
+    return await withClient(this.#opts.conn, this.#maintenanceDb(), async (client) => {
+      const versionNum = await serverVersionNum(client);
+      const all = await listDatabases(client);
+      const { dump, skipped } = selectDatabases(all, database, excludeDatabases);
       let exclusionWarning: string | undefined;
       if (database !== undefined) {
-        if (!all.some((d) => d.name === database && d.allowConn)) {
+        if (dump.length === 0) {
           throw new ServerError(
             `database ${
               JSON.stringify(database)
             } does not allow connections on ${this.#opts.conn.host}:${this.#opts.conn.port}`,
+            { kind: "failed-precondition" },
           );
         }
-        databases = [database];
-      } else {
-        ({ dump: databases, skipped } = planDatabases(all, excludeDatabases));
+      } else if (this.#opts.excludeDatabasesGiven) {
         // Not postgres+aws://'s default rdsadmin: a server that is not RDS has none.
-        if (this.#opts.excludeDatabasesGiven) {
-          exclusionWarning = unmatchedExclusionsWarning(excludeDatabases, all.map((d) => d.name));
-        }
+        exclusionWarning = unmatchedExclusionsWarning(excludeDatabases, all.map((d) => d.name));
       }
-      let canReadAuthid = true;
-      let authidWarning: string | undefined;
-      try {
-        await client.query("SELECT 1 FROM pg_authid LIMIT 1");
-      } catch (e) {
-        // Only a permission failure: not a superuser, or a restricted one (RDS).
-        if ((e as { code?: string }).code !== "42501") throw e;
-        canReadAuthid = false;
-        authidWarning = rolePasswordsWarning(await describeBackupRole(client));
-      }
+      const readsAuthid = await canReadAuthid(client);
+      const authidWarning = readsAuthid
+        ? undefined
+        : rolePasswordsWarning(await describeBackupRole(client));
       return {
-        databases,
+        databases: dump.map((d) => d.name),
         skipped,
-        canReadAuthid,
+        canReadAuthid: readsAuthid,
         authidWarning,
         exclusionWarning,
-        serverVersionNum,
+        serverVersionNum: versionNum,
       };
-    } finally {
-      await client.end().catch(() => {});
-    }
+    });
   }
 
   async *entries(signal?: AbortSignal): AsyncIterable<ImportEntry> {
@@ -246,14 +220,14 @@ class LogicalImporter implements ImporterConnector {
         ...(tools.binDir ? { pg_bin_dir: tools.binDir } : {}),
       },
     });
-    const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+    const bytes = manifestBytes(manifest);
     yield this.#fileEntry(MANIFEST_PATH, () =>
       new ReadableStream({
         start(c) {
-          c.enqueue(manifestBytes);
+          c.enqueue(bytes);
           c.close();
         },
-      }), manifestBytes.length);
+      }), bytes.length);
 
     const env = await toolEnv(opts.conn);
     const secrets = [opts.conn.password];

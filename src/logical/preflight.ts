@@ -6,11 +6,12 @@
 // snapshot) is printed and the Ping succeeds.
 
 import type { ExportOptions, ImportOptions } from "../pg/config.ts";
-import { connect, connectExplained } from "../pg/client.ts";
+import { connect, connectExplained, serverVersionNum, withClient } from "../pg/client.ts";
 import { ServerError } from "../pg/errors.ts";
+import { canReadAuthid, listDatabases, selectDatabases } from "../pg/databases.ts";
 import { error as logError, warn } from "../pg/log.ts";
-import { chooseTool, NoFittingToolError, serverMajor } from "../pg/tool_search.ts";
-import { checkSpoolSpace, systemTempDir } from "./spool.ts";
+import { type FittedTool, toolFinding as fitFinding } from "../pg/tool_fit.ts";
+import { checkSpoolSpace, systemTempDir } from "./restore/spool.ts";
 
 export interface Findings {
   problems: string[];
@@ -24,6 +25,7 @@ export function report(findings: Findings): void {
   if (findings.problems.length > 0) {
     throw new ServerError(
       `preflight found ${findings.problems.length} problem(s): ${findings.problems.join("; ")}`,
+      { kind: "failed-precondition" },
     );
   }
 }
@@ -31,89 +33,48 @@ export function report(findings: Findings): void {
 /** How many unreadable tables a finding names before "and N more". */
 const NAMED = 3;
 
-/** The client tool against the server's major (pg_bin_dir, PATH, pg_bin_search). */
+/** The client tool against the server's major (the rule: src/pg/tool_fit.ts). */
 async function toolFinding(
-  tool: "pg_dump" | "pg_restore",
+  tool: FittedTool,
   versionNum: number,
   opts: ImportOptions | ExportOptions,
   f: Findings,
 ): Promise<void> {
-  const major = serverMajor(versionNum);
-  try {
-    const c = await chooseTool(tool, major, opts);
-    if (c.major !== undefined && c.major < major) {
-      const line = `${c.versionLine} is older than the PostgreSQL ${major} server`;
-      if (tool === "pg_dump") {
-        f.problems.push(`${line}: set pg_bin_dir to tools of ${major} or newer`);
-      } else f.warnings.push(line);
-    } else if (c.searched) {
-      f.warnings.push(
-        `${tool} on PATH is older or missing: ${c.versionLine} from ${c.binDir} will be used (pg_bin_search)`,
-      );
-    }
-  } catch (e) {
-    if (!(e instanceof NoFittingToolError)) {
-      f.problems.push((e as Error).message);
-      return;
-    }
-    if (tool === "pg_restore" && e.onPath) {
-      f.warnings.push(
-        `${e.onPath} is older than the PostgreSQL ${major} server (looked in: ${
-          e.looked.join(", ")
-        })`,
-      );
-    } else {
-      f.problems.push(
-        `${e.message}: install the client tools of major ${major} or newer and set pg_bin_dir`,
-      );
-    }
-  }
+  const { problem, warning } = await fitFinding(tool, versionNum, opts);
+  if (problem) f.problems.push(problem);
+  if (warning) f.warnings.push(warning);
 }
 
 /** Checks a backup's source: tools, role passwords, tables the user cannot dump. */
 export async function backupPreflight(opts: ImportOptions): Promise<Findings> {
   const f: Findings = { problems: [], warnings: [] };
   const maintenance = opts.database ?? "postgres";
-  const client = await connectExplained(opts.conn, maintenance);
-  let databases: string[];
-  try {
-    const v = await client.query<{ v: string }>(
-      "SELECT current_setting('server_version_num') AS v",
-    );
-    await toolFinding("pg_dump", Number(v.rows[0].v), opts, f);
-    const rows = await client.query<{ datname: string; can: boolean }>(
-      `SELECT datname, has_database_privilege(datname, 'CONNECT') AS can
-         FROM pg_database WHERE datallowconn ORDER BY datname COLLATE "C"`,
-    );
-    let listed = rows.rows;
-    if (opts.database !== undefined) listed = listed.filter((d) => d.datname === opts.database);
-    else listed = listed.filter((d) => !opts.excludeDatabases.includes(d.datname));
+  const databases = await withClient(opts.conn, maintenance, async (client) => {
+    await toolFinding("pg_dump", await serverVersionNum(client), opts, f);
+    const listed = selectDatabases(
+      await listDatabases(client),
+      opts.database,
+      opts.excludeDatabases,
+    ).dump;
     if (opts.database !== undefined && listed.length === 0) {
       f.problems.push(
         `database ${JSON.stringify(opts.database)} does not exist or does not allow connections`,
       );
     }
-    for (const d of listed.filter((d) => !d.can)) {
+    for (const d of listed.filter((d) => !d.canConnect)) {
       f.problems.push(
         `no CONNECT privilege on database ${
-          JSON.stringify(d.datname)
+          JSON.stringify(d.name)
         }: its pg_dump would fail (exclude it with exclude_databases=)`,
       );
     }
-    databases = listed.filter((d) => d.can).map((d) => d.datname);
-    if (!opts.dataOnly) {
-      try {
-        await client.query("SELECT 1 FROM pg_authid LIMIT 1");
-      } catch (e) {
-        if ((e as { code?: string }).code !== "42501") throw e;
-        f.warnings.push(
-          "pg_authid is not readable (not a superuser): role passwords will not be in the backup (pg_dumpall --no-role-passwords)",
-        );
-      }
+    if (!opts.dataOnly && !await canReadAuthid(client)) {
+      f.warnings.push(
+        "pg_authid is not readable (not a superuser): role passwords will not be in the backup (pg_dumpall --no-role-passwords)",
+      );
     }
-  } finally {
-    await client.end().catch(() => {});
-  }
+    return listed.filter((d) => d.canConnect).map((d) => d.name);
+  });
   for (const db of databases) {
     let c;
     try {
@@ -216,55 +177,29 @@ export function busyWarning(busy: string[]): string | undefined {
   }`;
 }
 
+/** Who the restore connects as, and what that role may do. */
+interface Me {
+  v: string;
+  rolsuper: boolean;
+  rolcreatedb: boolean;
+  rolcreaterole: boolean;
+  me: string;
+}
+
 /** Checks a restore's target: tools, the right to create databases and roles, the target database. */
 export async function restorePreflight(opts: ExportOptions): Promise<Findings> {
   const f: Findings = { problems: [], warnings: [] };
-  const client = await connectExplained(opts.conn, opts.database ?? "postgres").catch(
-    async (e) => {
-      // The named target may be what is missing: ask the maintenance database.
-      if (opts.database === undefined) throw e;
-      const c = await connectExplained(opts.conn, "postgres");
-      f.problems.push(`target database ${JSON.stringify(opts.database)}: ${(e as Error).message}`);
-      return c;
-    },
-  );
+  const client = await connectTarget(opts, f);
   try {
-    const r = await client.query<{
-      v: string;
-      rolsuper: boolean;
-      rolcreatedb: boolean;
-      rolcreaterole: boolean;
-      me: string;
-    }>(
+    const r = await client.query<Me>(
       `SELECT current_setting('server_version_num') AS v, rolsuper, rolcreatedb, rolcreaterole,
               current_user AS me
          FROM pg_roles WHERE rolname = current_user`,
     );
     const me = r.rows[0];
     await toolFinding("pg_restore", Number(me.v), opts, f);
-    if (opts.role) {
-      const ok = await client.query<{ ok: boolean }>(
-        `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)
-                AND pg_has_role(current_user, $1, 'MEMBER') AS ok`,
-        [opts.role],
-      );
-      if (!ok.rows[0].ok) {
-        f.problems.push(
-          `role=${opts.role}: ${me.me} cannot SET ROLE to it (no such role, or not a member)`,
-        );
-      }
-    }
-    if (opts.recreate && !me.rolsuper && !me.rolcreatedb) {
-      f.problems.push(
-        `recreate=true creates databases, and ${me.me} has neither CREATEDB nor SUPERUSER`,
-      );
-    }
-    const leftover = leftoverWarning(await leftoverWorkDatabases(client));
-    if (leftover) f.warnings.push(leftover);
-    if (opts.recreate && opts.atomic) {
-      const busy = busyWarning(await busyDatabases(client, recreateTargets(opts)));
-      if (busy) f.warnings.push(busy);
-    }
+    await privilegeFindings(client, opts, me, f);
+    await workDatabaseFindings(client, opts, f);
     if (!opts.noGlobals && !me.rolsuper && !me.rolcreaterole) {
       f.warnings.push(
         `${me.me} has neither CREATEROLE nor SUPERUSER: a snapshot's globals (roles) would fail to restore; set no_globals=true to skip them`,
@@ -273,15 +208,68 @@ export async function restorePreflight(opts: ExportOptions): Promise<Findings> {
   } finally {
     await client.end().catch(() => {});
   }
-  if (opts.jobs > 1) {
-    try {
-      const dir = opts.spoolDir ?? systemTempDir();
-      const st = await Deno.stat(dir);
-      if (!st.isDirectory) throw new Error(`${dir} is not a directory`);
-      await checkSpoolSpace(dir, 0);
-    } catch (e) {
-      f.problems.push(`jobs=${opts.jobs} spools to spool_dir: ${(e as Error).message}`);
+  if (opts.jobs > 1) await spoolFinding(opts, f);
+  return f;
+}
+
+/** Connects to the target database, or, when that is what is missing, to the maintenance one. */
+function connectTarget(opts: ExportOptions, f: Findings) {
+  return connectExplained(opts.conn, opts.database ?? "postgres").catch(async (e) => {
+    if (opts.database === undefined) throw e;
+    const c = await connectExplained(opts.conn, "postgres");
+    f.problems.push(`target database ${JSON.stringify(opts.database)}: ${(e as Error).message}`);
+    return c;
+  });
+}
+
+/** role= must be a role we can SET ROLE to; recreate=true needs CREATEDB. */
+async function privilegeFindings(
+  client: Queryable,
+  opts: ExportOptions,
+  me: Me,
+  f: Findings,
+): Promise<void> {
+  if (opts.role) {
+    const ok = await client.query<{ ok: boolean }>(
+      `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)
+              AND pg_has_role(current_user, $1, 'MEMBER') AS ok`,
+      [opts.role],
+    );
+    if (!ok.rows[0].ok) {
+      f.problems.push(
+        `role=${opts.role}: ${me.me} cannot SET ROLE to it (no such role, or not a member)`,
+      );
     }
   }
-  return f;
+  if (opts.recreate && !me.rolsuper && !me.rolcreatedb) {
+    f.problems.push(
+      `recreate=true creates databases, and ${me.me} has neither CREATEDB nor SUPERUSER`,
+    );
+  }
+}
+
+/** Work databases an interrupted recreate left, and sessions an atomic recreate would end. */
+async function workDatabaseFindings(
+  client: Queryable,
+  opts: ExportOptions,
+  f: Findings,
+): Promise<void> {
+  const leftover = leftoverWarning(await leftoverWorkDatabases(client));
+  if (leftover) f.warnings.push(leftover);
+  if (opts.recreate && opts.atomic) {
+    const busy = busyWarning(await busyDatabases(client, recreateTargets(opts)));
+    if (busy) f.warnings.push(busy);
+  }
+}
+
+/** jobs=N spools each archive to spool_dir: it must be a directory with room. */
+async function spoolFinding(opts: ExportOptions, f: Findings): Promise<void> {
+  try {
+    const dir = opts.spoolDir ?? systemTempDir();
+    const st = await Deno.stat(dir);
+    if (!st.isDirectory) throw new Error(`${dir} is not a directory`);
+    await checkSpoolSpace(dir, 0);
+  } catch (e) {
+    f.problems.push(`jobs=${opts.jobs} spools to spool_dir: ${(e as Error).message}`);
+  }
 }

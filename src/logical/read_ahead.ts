@@ -1,6 +1,6 @@
 // Read-ahead of dumps. plakar opens the files of a backup one (or a few) at a
-// time, and each Open used to start its dump: on a cluster of many small
-// databases every file then paid a tool's start, its connection and the
+// time; were each Open to start its dump, on a cluster of many small
+// databases every file would pay a tool's start, its connection and the
 // round trips of the Open and its ack one after the other. Here, when plakar
 // opens dump k, dump k+1 starts too (READ_AHEAD dumps ahead at most), and its
 // output gathers in its pipe (1 MiB, widened: src/proc/pipes.ts) while plakar

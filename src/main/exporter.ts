@@ -1,6 +1,6 @@
 // postgresqlExporter: logical restores for postgres:// and postgres+aws://.
 import { serveExporter } from "../kloset/server.ts";
-import { createLogicalExporter } from "../logical/exporter.ts";
+import { createLogicalExporter } from "../logical/restore/exporter.ts";
 
 if (import.meta.main) {
   const clean = await serveExporter((p) =>

@@ -141,6 +141,21 @@ export function asciiText(bytes: Uint8Array | null): string {
  * that is not a custom archive of a known version, RangeError on a TOC too
  * large to hold; `input` is cancelled then.
  */
+/**
+ * A custom-format archive of a version this reader does not know: unlike a
+ * damaged file, one that pg_restore itself may still read.
+ */
+export class ArchiveFormatError extends SyntaxError {
+  constructor(readonly major: number, readonly minor: number) {
+    super(
+      `Cannot read the archive's TOC: archive format ${major}.${minor} is not one this reader knows (${
+        MIN_VERSION.join(".")
+      } to ${MAX_VERSION.join(".")})`,
+    );
+    this.name = "ArchiveFormatError";
+  }
+}
+
 export async function readArchiveToc(
   input: ReadableStream<Uint8Array>,
   limit = DEFAULT_LIMIT,
@@ -168,13 +183,7 @@ async function parse(r: TocReader): Promise<ArchiveToc> {
   const rev = await r.byte();
   const below = major < MIN_VERSION[0] || (major === MIN_VERSION[0] && minor < MIN_VERSION[1]);
   const above = major > MAX_VERSION[0] || (major === MAX_VERSION[0] && minor > MAX_VERSION[1]);
-  if (below || above) {
-    throw new SyntaxError(
-      `Cannot read the archive's TOC: archive format ${major}.${minor} is not one this reader knows (${
-        MIN_VERSION.join(".")
-      } to ${MAX_VERSION.join(".")})`,
-    );
-  }
+  if (below || above) throw new ArchiveFormatError(major, minor);
   const at = (mn: number) => minor >= mn; // major is 1 from here on
   r.intSize = await r.byte();
   r.offSize = await r.byte();

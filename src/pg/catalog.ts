@@ -106,7 +106,7 @@ export interface DatabaseInfo {
   owner: string;
   encoding: string;
   collate: string;
-  /** The seed's name for `collate`. */
+  /** The reference integration's manifest name for `collate`. */
   collation: string;
   ctype: string;
   allow_conn: boolean;

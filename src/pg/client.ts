@@ -7,7 +7,8 @@
 import type pg from "pg";
 import type { ConnConfig } from "./conn.ts";
 import { DURATION_MAX, durationMillis } from "./duration.ts";
-import { describeConnectError, ServerError } from "./errors.ts";
+import { PluginError } from "../errors.ts";
+import { describeConnectError, ServerError, tlsFailure } from "./errors.ts";
 import { effectiveUser, lookupPassword, type PgpassLookup } from "./pgpass.ts";
 
 /**
@@ -162,7 +163,7 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     // Never undefined: npm:pg would then read the password file its own way.
     // Called only when the server asks for a password.
     password: password ?? (() => {
-      throw new Error(noPasswordMessage(conn, database, user, lookup));
+      throw new PluginError("unauthenticated", noPasswordMessage(conn, database, user, lookup));
     }),
     database,
     connectionTimeoutMillis: conn.connectTimeout * 1000,
@@ -201,7 +202,7 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     try {
       return await attempt(ssl);
     } catch (e) {
-      if (/does not support SSL/i.test(String(e))) return await attempt(false);
+      if (tlsFailure(e) === "no-ssl") return await attempt(false);
       throw e;
     }
   }
@@ -224,16 +225,37 @@ export async function connectExplained(conn: ConnConfig, database: string): Prom
   try {
     return await connect(conn, database);
   } catch (e) {
-    throw new ServerError(describeConnectError(conn, database, e));
+    throw new ServerError(describeConnectError(conn, database, e), { cause: e });
   }
+}
+
+/**
+ * Connects to `database` (with `open`: connectExplained unless told), runs
+ * `fn` with the session, and ends the session however `fn` ends.
+ */
+export async function withClient<T>(
+  conn: ConnConfig,
+  database: string,
+  fn: (client: pg.Client) => Promise<T>,
+  open: (conn: ConnConfig, database: string) => Promise<pg.Client> = connectExplained,
+): Promise<T> {
+  const client = await open(conn, database);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** The server's server_version_num (150004 for 15.4). */
+export async function serverVersionNum(client: pg.Client): Promise<number> {
+  const v = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  return Number(v.rows[0].v);
 }
 
 /** A real round trip to `database`; rejects with where it tried and the server's reason. */
 export async function ping(conn: ConnConfig, database: string): Promise<void> {
-  const client = await connectExplained(conn, database);
-  try {
+  await withClient(conn, database, async (client) => {
     await client.query("SELECT 1");
-  } finally {
-    await client.end().catch(() => {});
-  }
+  });
 }

@@ -371,8 +371,8 @@ function parseScope(config: Record<string, string>, variant: Variant, role: Role
 
   let region: string | undefined;
   if (variant === "aws") {
-    // The seed: "export AWS_REGION=eu-west-3 # or set region= in the source
-    // config". The option wins; AWS_REGION (as the AWS SDKs read it) stands in.
+    // The reference integration's documentation: "export AWS_REGION=eu-west-3
+    // # or set region= in the source config". The option wins; AWS_REGION (as the AWS SDKs read it) stands in.
     region = str("region");
     if (region === undefined) {
       const fromEnv = Deno.env.get("AWS_REGION") || undefined;

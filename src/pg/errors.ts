@@ -4,13 +4,55 @@
 
 import type { ConnConfig } from "./conn.ts";
 import { IAM_REFUSED_HINT, IamTokenError, isAuthRefused } from "./iam.ts";
+import { type ErrorKind, kindOf, PluginError, type PluginErrorOptions } from "../errors.ts";
+
+export interface ServerErrorOptions extends PluginErrorOptions {
+  /** @default the cause's kind (connectErrorKind), else "unknown" */
+  kind?: ErrorKind;
+}
 
 /** A failure reported by (or about reaching) the PostgreSQL server. */
-export class ServerError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+export class ServerError extends PluginError {
+  constructor(message: string, options?: ServerErrorOptions) {
+    const cause = options?.cause;
+    const sqlstate = options?.sqlstate ?? sqlstateOf(cause);
+    super(options?.kind ?? connectErrorKind(cause), message, { ...options, sqlstate });
     this.name = "ServerError";
   }
+}
+
+/** The SQLSTATE of a server's error (npm:pg puts it in `code`), if it is one. */
+export function sqlstateOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Node's codes for a server that cannot be reached now. */
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+]);
+
+/**
+ * The kind of a failed connection or query: no credentials or refused ones,
+ * a TLS setup that cannot work (no retry helps), the server out of reach, or
+ * what its SQLSTATE says.
+ */
+export function connectErrorKind(err: unknown): ErrorKind {
+  if (err === undefined) return "unknown";
+  if (err instanceof PluginError) return err.kind;
+  if (tlsFailure(err)) return "failed-precondition";
+  const e = err as { code?: string; message?: string };
+  if (NETWORK_CODES.has(e?.code ?? "")) return "unavailable";
+  // npm:pg's connect timeout ("Connection terminated due to connection
+  // timeout") carries no code: its words are all there is, read here alone.
+  if (/timeout|timed out/i.test(e?.message ?? "")) return "unavailable";
+  return kindOf(err);
 }
 
 /**

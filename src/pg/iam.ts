@@ -6,11 +6,12 @@
 
 import type { ConnConfig } from "./conn.ts";
 import { warn } from "./log.ts";
+import { PluginError } from "../errors.ts";
 
 /** The SDK could not sign a token: no credentials, or a credential source that failed. */
-export class IamTokenError extends Error {
+export class IamTokenError extends PluginError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super("unauthenticated", message, options);
     this.name = "IamTokenError";
   }
 }

@@ -23,9 +23,10 @@ import {
   type Tablespace,
   tablespaces,
 } from "./catalog.ts";
-import { catalogLockTimeout, connect } from "./client.ts";
+import { catalogLockTimeout, connect, withClient } from "./client.ts";
 import type { ConnConfig } from "./conn.ts";
 import { warn as warnLine } from "./log.ts";
+import { mapConcurrent } from "../proc/semaphore.ts";
 
 /** How many databases are detailed at once (one connection each). */
 export const DETAIL_CONCURRENCY = 4;
@@ -108,11 +109,15 @@ export interface Manifest {
   primary_conninfo_has_password?: boolean;
 }
 
+/** The bytes of /manifest.json: the manifest as indented JSON, one newline at the end. */
+export function manifestBytes(manifest: Manifest): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+}
+
 /** Builds the manifest from the catalog. The connection failing throws; a query failing omits a field. */
 export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
   const warn = req.warn ?? ((l: string) => warnLine(`manifest: ${l}`));
-  const client = await connect(req.conn, req.database ?? "postgres");
-  try {
+  return await withClient(req.conn, req.database ?? "postgres", async (client) => {
     const v = await client.query<{ v: string; n: string }>(
       "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
     );
@@ -174,14 +179,10 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
       const chosen = all.filter((d) =>
         req.database ? d.name === req.database : !exclude.has(d.name)
       );
-      let next = 0;
-      const worker = async () => {
-        while (next < chosen.length) {
-          await detailDatabase(detailConn, chosen[next++], versionNum, warn);
-        }
-      };
-      await Promise.all(
-        Array.from({ length: Math.min(DETAIL_CONCURRENCY, chosen.length) }, worker),
+      await mapConcurrent(
+        chosen,
+        DETAIL_CONCURRENCY,
+        (d) => detailDatabase(detailConn, d, versionNum, warn),
       );
       m.databases = chosen;
       const locked = lockedWarning(chosen, catalogLockTimeout(req.conn));
@@ -189,9 +190,7 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
     }
     if (req.skippedDatabases) m.skipped_databases = req.skippedDatabases;
     return m;
-  } finally {
-    await client.end().catch(() => {});
-  }
+  }, connect);
 }
 
 /** Extensions, schemas and relations of one database (its own connection). */
@@ -201,16 +200,8 @@ async function detailDatabase(
   versionNum: number,
   warn: (l: string) => void,
 ): Promise<void> {
-  let client;
-  try {
-    client = await connect(conn, d.name);
-  } catch (e) {
-    warn(
-      `details of database ${JSON.stringify(d.name)} left out: ${oneLine((e as Error).message)}`,
-    );
-    return;
-  }
-  try {
+  // Only connecting can throw here: each section catches its own failure.
+  await withClient(conn, d.name, async (client) => {
     for (
       const [field, fn] of [
         ["extensions", () => extensions(client)],
@@ -229,9 +220,11 @@ async function detailDatabase(
         );
       }
     }
-  } finally {
-    await client.end().catch(() => {});
-  }
+  }, connect).catch((e) => {
+    warn(
+      `details of database ${JSON.stringify(d.name)} left out: ${oneLine((e as Error).message)}`,
+    );
+  });
 }
 
 /**

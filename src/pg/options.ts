@@ -2,9 +2,9 @@
 // accepted values, the protocols and connector types that take it, the rules
 // it is part of (exclusions, requirements) and a one-line description. The
 // configuration parser (config.ts) takes key acceptance, types, defaults and
-// exclusions from here; the JSON Schema validators (tasks/schemas.ts), the
-// README's option tables and the man page (tasks/docs.ts) are generated from
-// it, and tests fail when a generated file drifts. What a table cannot say
+// exclusions from here; the JSON Schema validators (harness/schemas.ts), the
+// option reference docs/options.md and the man page (harness/docs.ts) are
+// generated from it, and tests fail when a generated file drifts. What a table cannot say
 // (the URI's syntax, the AWS region from the environment) stays code in
 // config.ts.
 //
@@ -501,7 +501,7 @@ function sentenceList(items: readonly string[]): string {
 }
 
 /**
- * How a list option's value is written (parseList), for the README and the
+ * How a list option's value is written (parseList), for the option reference and the
  * man page: one paragraph of Markdown, naming every option of that type, so
  * that the rule is stated once and each list option's description only says
  * it is a list.
@@ -659,7 +659,7 @@ export function parseBool(option: string, value: string): boolean {
  * `"a,b", c` is `a,b` and `c`. A double quote anywhere else, or left open,
  * is refused rather than guessed at:
  * `a,b"` might mean either name, and a wrong guess excludes or restores the
- * wrong database. The JSON Schema's list pattern (tasks/schemas.ts) accepts
+ * wrong database. The JSON Schema's list pattern (harness/schemas.ts) accepts
  * exactly the values this accepts.
  */
 export function parseList(option: string, value: string | undefined): string[] {

@@ -7,6 +7,7 @@
 // stands for a major version and matches any installed one.
 
 import { ToolError, toolVersionLine } from "./tools.ts";
+import { PluginError } from "../errors.ts";
 
 /** Where packages install each major's tools: Debian/Ubuntu, RHEL (PGDG), Homebrew (ARM, Intel). */
 export const DEFAULT_BIN_SEARCH = [
@@ -126,7 +127,7 @@ export async function wrappedToolDir(
 }
 
 /** Why no tool fits, with where the search looked (for one error line). */
-export class NoFittingToolError extends Error {
+export class NoFittingToolError extends PluginError {
   constructor(
     readonly tool: string,
     readonly serverMajor: number,
@@ -134,12 +135,40 @@ export class NoFittingToolError extends Error {
     readonly looked: string[],
   ) {
     super(
+      "failed-precondition",
       `${onPath ?? `${tool} not found on PATH`}; no ${tool} of major ${serverMajor} or newer in ${
         looked.join(", ")
       }`,
     );
     this.name = "NoFittingToolError";
   }
+}
+
+/**
+ * The tool as configured, with no search: pg_bin_dir's when set, else PATH's
+ * (run from the program's own directory when PATH's is Debian's pg_wrapper).
+ * Throws the ToolError of its `--version` (exit code null: not found).
+ */
+export async function configuredTool(tool: string, pgBinDir?: string): Promise<ToolChoice> {
+  if (pgBinDir) {
+    const dir = pgBinDir.replace(/\/+$/, "");
+    const versionLine = await toolVersionLine(`${dir}/${tool}`);
+    return {
+      binDir: dir,
+      execDir: dir,
+      versionLine,
+      major: versionMajor(versionLine),
+      searched: false,
+    };
+  }
+  const wrapped = await wrappedToolDir(tool);
+  const versionLine = await toolVersionLine(wrapped ? `${wrapped}/${tool}` : tool);
+  return {
+    versionLine,
+    major: versionMajor(versionLine),
+    searched: false,
+    ...(wrapped ? { execDir: wrapped } : {}),
+  };
 }
 
 /**
@@ -154,30 +183,12 @@ export async function chooseTool(
   serverMajor: number,
   where: { pgBinDir?: string; pgBinSearch?: string[] },
 ): Promise<ToolChoice> {
-  if (where.pgBinDir) {
-    const dir = where.pgBinDir.replace(/\/+$/, "");
-    const versionLine = await toolVersionLine(`${dir}/${tool}`);
-    return {
-      binDir: dir,
-      execDir: dir,
-      versionLine,
-      major: versionMajor(versionLine),
-      searched: false,
-    };
-  }
+  if (where.pgBinDir) return await configuredTool(tool, where.pgBinDir);
   let onPath: string | undefined;
-  const wrapped = await wrappedToolDir(tool);
   try {
-    onPath = await toolVersionLine(wrapped ? `${wrapped}/${tool}` : tool);
-    const major = versionMajor(onPath);
-    if (major === undefined || major >= serverMajor) {
-      return {
-        versionLine: onPath,
-        major,
-        searched: false,
-        ...(wrapped ? { execDir: wrapped } : {}),
-      };
-    }
+    const choice = await configuredTool(tool);
+    onPath = choice.versionLine;
+    if (choice.major === undefined || choice.major >= serverMajor) return choice;
   } catch (e) {
     if (!(e instanceof ToolError) || e.exitCode !== null) throw e;
     // Not found on PATH: the search list may have it.

@@ -8,21 +8,69 @@
 import { CLIENT_CHECK_OPTION, clientCheckSupported, currentPassword } from "./client.ts";
 import { passwordFilePath } from "./pgpass.ts";
 import type { ConnConfig } from "./conn.ts";
+import { type ErrorKind, PluginError } from "../errors.ts";
 import { messageBuffers } from "../proc/buffer_pool.ts";
 import { widenChildPipe } from "../proc/pipes.ts";
 import { track } from "../proc/children.ts";
 
 /** A client tool failed: names the tool and what it was doing, with its stderr. */
-export class ToolError extends Error {
+export class ToolError extends PluginError {
   readonly tool: string;
   readonly exitCode: number | null;
   constructor(tool: string, what: string, exitCode: number | null, detail: string) {
     const status = exitCode === null ? "was killed" : `exited with status ${exitCode}`;
-    super(`${tool} ${what} ${status}${detail ? `: ${detail}` : ""}`);
+    const failure = toolFailure(exitCode, detail);
+    super(failure.kind, `${tool} ${what} ${status}${detail ? `: ${detail}` : ""}`, {
+      sqlstate: failure.sqlstate,
+    });
     this.name = "ToolError";
     this.tool = tool;
     this.exitCode = exitCode;
   }
+}
+
+/**
+ * libpq's and the server's words in a tool's stderr, by the kind of failure
+ * they mean. The tools print no SQLSTATE, so their text is all there is: it
+ * is read here, once, and everything downstream looks at the kind.
+ */
+const TOOL_FAILURES: [RegExp, ErrorKind, string?][] = [
+  [
+    /SSL error: certificate verify failed|server certificate for .* does not match host name|server does not support SSL/,
+    "failed-precondition",
+  ],
+  [
+    /connection to server .*failed: (?:Connection refused|timeout expired|No route to host|Network is unreachable|could not translate host name)|could not connect to server|server closed the connection unexpectedly/,
+    "unavailable",
+  ],
+  [
+    /password authentication failed|no pg_hba\.conf entry|PAM authentication failed|fe_sendauth: no password supplied/,
+    "unauthenticated",
+  ],
+  [/could not obtain lock on|canceling statement due to lock timeout/, "aborted", "55P03"],
+  // The lock table is full: max_locks_per_transaction (SQLSTATE out_of_memory).
+  [/out of shared memory/, "resource-exhausted", "53200"],
+  [
+    /too many clients already|remaining connection slots|No space left on device|could not extend file/,
+    "resource-exhausted",
+  ],
+  [/FATAL: {1,2}database ".*" does not exist/, "not-found", "3D000"],
+  [/permission denied|must be superuser|must be owner/, "permission-denied", "42501"],
+];
+
+/** The kind of a tool's failure, from how it ended and what it printed. */
+export function toolFailureKind(exitCode: number | null, detail: string): ErrorKind {
+  return toolFailure(exitCode, detail).kind;
+}
+
+/** The kind of a tool's failure and the SQLSTATE its words stand for, when they do. */
+function toolFailure(
+  exitCode: number | null,
+  detail: string,
+): { kind: ErrorKind; sqlstate?: string } {
+  if (exitCode === null) return { kind: "cancelled" };
+  const hit = TOOL_FAILURES.find(([re]) => re.test(detail));
+  return hit ? { kind: hit[1], sqlstate: hit[2] } : { kind: "unknown" };
 }
 
 /** Where a tool lives: in pg_bin_dir when set, else resolved through $PATH. */

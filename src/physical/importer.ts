@@ -11,16 +11,15 @@ import {
   type ImporterConnector,
   type InitParams,
 } from "../kloset/connector.ts";
-import { connectExplained } from "../pg/client.ts";
+import { withClient } from "../pg/client.ts";
 import { type ParsedConn, parsePhysicalImportConfig } from "../pg/config.ts";
-import { buildManifest } from "../pg/manifest.ts";
+import { buildManifest, manifestBytes } from "../pg/manifest.ts";
 import { MANIFEST_PATH } from "../pg/names.ts";
 import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
-import { connArgs, toolEnv, toolPath, toolStdout, toolVersionLine } from "../pg/tools.ts";
-import { wrappedToolDir } from "../pg/tool_search.ts";
+import { connArgs, toolEnv, toolPath, toolStdout } from "../pg/tools.ts";
+import { configuredTool, type ToolChoice } from "../pg/tool_search.ts";
 import { ServerError } from "../pg/errors.ts";
 import { warn } from "../pg/log.ts";
-import { toolMajor } from "../logical/importer.ts";
 import {
   requirementProblems,
   serverFacts,
@@ -81,30 +80,26 @@ class PhysicalImporter implements ImporterConnector {
     return { failImportOnOpenError: true };
   }
 
-  /** pg_basebackup's directory when PATH's is Debian's pg_wrapper (src/pg/tool_search.ts). */
-  #wrapped: string | undefined;
+  /** pg_basebackup as configured (pg_bin_dir or PATH): its execDir is where it runs from. */
+  #tool: ToolChoice | undefined;
 
   #bin(): string {
-    return toolPath(this.#opts.pgBinDir ?? this.#wrapped, "pg_basebackup");
+    return toolPath(this.#tool?.execDir, "pg_basebackup");
   }
 
   /** The server's facts and the tool's version, refusing what cannot work before any copy. */
   async #preflight(): Promise<string> {
-    if (!this.#opts.pgBinDir) this.#wrapped = await wrappedToolDir("pg_basebackup");
-    const versionLine = await toolVersionLine(this.#bin());
-    const client = await connectExplained(this.#opts.conn, "postgres");
-    let facts;
-    try {
-      facts = await serverFacts(client);
-    } finally {
-      await client.end().catch(() => {});
-    }
+    const tool = this.#tool = await configuredTool("pg_basebackup", this.#opts.pgBinDir);
+    const versionLine = tool.versionLine;
+    const facts = await withClient(this.#opts.conn, "postgres", serverFacts);
     const problems = requirementProblems(facts);
-    const v = versionProblem(toolMajor(versionLine), versionLine, facts.serverVersionNum);
+    const v = versionProblem(tool.major, versionLine, facts.serverVersionNum);
     if (v) problems.unshift(v);
     if (problems.length) {
       const where = `${this.#opts.conn.host}:${this.#opts.conn.port}`;
-      throw new ServerError(`cannot back up ${where} with pg_basebackup: ${problems.join("; ")}`);
+      throw new ServerError(`cannot back up ${where} with pg_basebackup: ${problems.join("; ")}`, {
+        kind: "failed-precondition",
+      });
     }
     return versionLine;
   }
@@ -154,7 +149,7 @@ class PhysicalImporter implements ImporterConnector {
           "manifest: primary_conninfo_has_password left out: a configuration file was too large to read",
         );
       } else manifest.primary_conninfo_has_password = facts.primaryConninfoHasPassword;
-      const bytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+      const bytes = manifestBytes(manifest);
       yield {
         pathname: MANIFEST_PATH,
         fileInfo: {

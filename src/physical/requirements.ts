@@ -9,7 +9,7 @@
 import pg from "pg";
 import { currentPassword, pgSsl } from "../pg/client.ts";
 import type { ConnConfig } from "../pg/conn.ts";
-import { describeConnectError, ServerError } from "../pg/errors.ts";
+import { describeConnectError, ServerError, sqlstateOf, tlsFailure } from "../pg/errors.ts";
 import { serverMajor } from "../pg/tool_search.ts";
 
 /** What the catalog says about the server and the backup user. */
@@ -139,15 +139,16 @@ export async function tryReplicationConnection(conn: ConnConfig): Promise<void> 
     try {
       await attempt(ssl);
     } catch (e) {
-      if (conn.sslMode === "prefer" && /does not support SSL/i.test(String(e))) {
+      if (conn.sslMode === "prefer" && tlsFailure(e) === "no-ssl") {
         await attempt(false);
       } else throw e;
     }
   } catch (e) {
     const msg = describeConnectError(conn, "replication", e);
-    const hba = /pg_hba\.conf|no pg_hba|replication connection/i.test(msg)
+    // 28000: no pg_hba.conf line lets this user replicate from here.
+    const hba = sqlstateOf(e) === "28000"
       ? ': add a line such as "host replication <user> <client address> scram-sha-256" to pg_hba.conf and reload the server'
       : "";
-    throw new ServerError(`replication connection refused: ${msg}${hba}`);
+    throw new ServerError(`replication connection refused: ${msg}${hba}`, { cause: e });
   }
 }

@@ -13,16 +13,15 @@
 // headers, GNU long names, base-256 numbers, checksums); this module only
 // frames the archive into 512-byte blocks and bodies. A large file's content
 // is read from the tool's stdout straight into the protocol's chunk buffers
-// (src/physical/tar_input.ts): measured on a 512 MiB cluster, npm:tar-stream's
-// streaming parser took 1.4-1.8 s of plugin time per copy against 0.5 s for
-// pg_basebackup itself, nearly all of it per-chunk stream machinery and the
-// collection of its buffers. Memory stays independent of the cluster's size:
+// (src/physical/tar_input.ts): npm:tar-stream's streaming parser cost several
+// times pg_basebackup's own time per copy, nearly all of it per-chunk stream
+// machinery and the collection of its buffers (figures: docs/BENCHMARKS.md,
+// "Physical"). Memory stays independent of the cluster's size:
 // one stream buffer, the small files' budget and the chunks in flight.
 
 import { Buffer } from "node:buffer";
 import { Header, type HeaderData, Pax } from "tar";
-import type { FileInfo, ImportEntry } from "../kloset/connector.ts";
-import { type EntryType, goMode } from "../kloset/mode.ts";
+import { type EntryType, type FileInfo, goMode, type ImportEntry } from "../kloset/connector.ts";
 import { TarInput } from "./tar_input.ts";
 
 /** A tar member's header, as this module hands it on (the fields we use). */

@@ -2,9 +2,8 @@
 // exporter as 1 MiB gRPC messages; a fresh buffer per message cost a restore
 // half of the plugin's CPU (every 4 KiB page of a new 1 MiB allocation faults
 // in when the frames are copied into it, and is unmapped again when it is
-// collected) and its garbage, between collections, was most of the peak RSS.
-// Measured on a 304 MiB dump through plakar: 2.1 CPU-s with a fresh buffer
-// per message, 1.0 with heap reuse instead of fresh mappings.
+// collected) and its garbage, between collections, was most of the peak RSS
+// (figures: docs/BENCHMARKS.md, "Restore").
 //
 // Buffers are reused only when it is certain that nothing reads them any
 // more: the protocol layer lends out one exact view (a chunk's content), and
@@ -18,6 +17,12 @@
 //
 // One pool per process (`messageBuffers`): it is an allocator, shared by the
 // protocol layer that fills buffers and the tool runner that empties them.
+//
+// The backup side uses the same pool differently (`recycle`): the importer
+// service reads a tool's stdout into whole buffers (1 MiB chunks) and, once a
+// chunk's bytes are sent, it alone knows that nothing reads that buffer any
+// more. A byte stream's reads move the buffer to a new ArrayBuffer each time,
+// so such a buffer is recognised by its size, not as one the pool made.
 
 export class BufferPool {
   readonly #free: ArrayBuffer[] = [];
@@ -73,14 +78,37 @@ export class BufferPool {
     if (!lent || lent.offset !== view.byteOffset || lent.length !== view.byteLength) return false;
     this.#lent.delete(buffer);
     this.#ours.delete(buffer);
+    this.#keepOrDrop(buffer);
+    return true;
+  }
+
+  /**
+   * Returns the whole buffer of `view` to the pool, on the caller's word that
+   * nothing reads any view of it any more; true when it did. Any buffer of
+   * the pool's size is taken (a byte stream's read moves the pool's buffers
+   * to new ArrayBuffers). Every view of that buffer is detached.
+   */
+  recycle(view: Uint8Array): boolean {
+    const buffer = view.buffer;
+    if (
+      !(buffer instanceof ArrayBuffer) || buffer.detached || buffer.resizable ||
+      buffer.byteLength !== this.size
+    ) return false;
+    this.#lent.delete(buffer);
+    this.#ours.delete(buffer);
+    this.#keepOrDrop(buffer);
+    return true;
+  }
+
+  /** Keeps `buffer` as a free one (moved, so that its old views are detached) or drops it. */
+  #keepOrDrop(buffer: ArrayBuffer): void {
     if (this.#free.length >= this.keep) {
       buffer.transfer(0); // detach the views all the same; the memory goes
-      return true;
+      return;
     }
     const moved = buffer.transfer();
     this.#ours.add(moved);
     this.#free.push(moved);
-    return true;
   }
 }
 

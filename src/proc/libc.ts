@@ -1,7 +1,7 @@
 // The few libc calls Deno has no permission-friendly API for, through FFI:
 // fcntl (a pipe's size) and readlink of /proc/*/fd links, which Deno grants
 // only to a process with every permission while the executables run with a
-// narrower set (tasks/permissions.ts). Loaded once; null where FFI is not
+// narrower set (harness/permissions.ts). Loaded once; null where FFI is not
 // allowed or there is no libc.so.6 (then callers do without).
 
 export interface Libc {

@@ -5,11 +5,10 @@
 // gc() (the launchers and compiled builds run with --expose-gc), a collection
 // after every COLLECT_EVERY bytes of such buffers keeps the peak near what is
 // live (a few MiB in flight). The buffers die young, so a minor collection
-// (a scavenge) frees them: a full one costs ~12 ms on the bundle's heap, and
-// at one per 8 MiB it made a 310 MiB restore through plakar ~9% slower than
-// the reference plugin's (3.71 s against 3.40 s), where the scavenge is on par
-// (3.53 s against 3.56 s) with the peak still 110 MiB. Without gc() nothing
-// changes.
+// (a scavenge) frees them; a full one, on the bundle's heap, costs enough at
+// one per 8 MiB to slow a restore measurably, where the scavenge keeps it on
+// par with the reference plugin (figures: docs/BENCHMARKS.md, "Restore").
+// Without gc() nothing changes.
 
 const COLLECT_EVERY = 8 * 1024 * 1024;
 

@@ -56,3 +56,24 @@ export class Semaphore {
     });
   }
 }
+
+/**
+ * Calls `fn` on each item, at most `limit` at a time, starting them in
+ * order; resolves to the results in the items' order. The first rejection
+ * rejects (the calls already started run on).
+ */
+export function mapConcurrent<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const slots = new Semaphore(limit);
+  return Promise.all(items.map(async (item, i) => {
+    const release = await slots.acquire();
+    try {
+      return await fn(item, i);
+    } finally {
+      release();
+    }
+  }));
+}

@@ -2,16 +2,16 @@
 // PostgreSQL 15 behind the IAM proxy (tests/helpers/iam_proxy.ts), which
 // accepts only valid, unexpired RDS IAM tokens for its host, port, user and
 // region, signed by a known test identity, and records every token with the
-// process that presented it. Credentials reach the plugin the ways the seed
-// documents: environment variables, the shared credentials and config files,
+// process that presented it. Credentials reach the plugin the ways the
+// reference integration's documentation lists: environment variables, the shared credentials and config files,
 // and the EC2 and ECS endpoints (local stand-ins, tests/helpers/aws_endpoints.ts).
 // Every plakar run gets exactly the AWS_* variables it names: plakar passes
 // its environment on to the plugin.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, type PlakarResult, PlakarUser } from "../helpers/e2e.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { ok, type PlakarResult, PlakarUser } from "../../harness/e2e.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import {
   type Authentication,
   IamProxy,
@@ -20,12 +20,12 @@ import {
 } from "../helpers/iam_proxy.ts";
 import { ContainerCredentials, Ec2Metadata } from "../helpers/aws_endpoints.ts";
 
-// The seed's example credentials, verbatim.
-const SEED: TestCredentials = {
+// The example credentials of the reference integration's documentation, verbatim.
+const DOC: TestCredentials = {
   accessKeyId: "AKIAIOSFODNN7EXAMPLE",
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 };
-const SEED_SESSION: TestCredentials = { ...SEED, sessionToken: "AQoDYXdzEJr..." };
+const DOC_SESSION: TestCredentials = { ...DOC, sessionToken: "AQoDYXdzEJr..." };
 // Other identities, one per credential source, so a token tells where it came from.
 const PROFILE: TestCredentials = {
   accessKeyId: "AKIAPLAKARMYPROFILE1",
@@ -41,10 +41,10 @@ const ECS: TestCredentials = {
   secretAccessKey: "ecs/task/role/secret/0000000000000000000",
   sessionToken: "ecs-session-token",
 };
-const IDENTITIES = [SEED, SEED_SESSION, PROFILE, IMDS, ECS];
-const SEED_ENV = {
-  AWS_ACCESS_KEY_ID: SEED.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: SEED.secretAccessKey,
+const IDENTITIES = [DOC, DOC_SESSION, PROFILE, IMDS, ECS];
+const DOC_ENV = {
+  AWS_ACCESS_KEY_ID: DOC.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: DOC.secretAccessKey,
 };
 const TLS_WARNING = /ssl_mode=disable: RDS IAM authentication needs an encrypted connection/g;
 
@@ -67,7 +67,7 @@ async function plakar(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** A trust-auth cluster with the seed's IAM user: CREATE USER myuser WITH LOGIN; GRANT rds_iam TO myuser. */
+/** A trust-auth cluster with the IAM user of the reference integration's documentation: CREATE USER myuser WITH LOGIN; GRANT rds_iam TO myuser. */
 async function rdsLike(): Promise<Cluster> {
   const c = await Cluster.start();
   // A superuser here, like an RDS master user, so that it can dump and recreate everything.
@@ -102,7 +102,7 @@ async function listing(u: PlakarUser, snap: string): Promise<string> {
   return ok(await u.at("ls", `${snap}:/`), "ls").stdout;
 }
 
-Deno.test("the seed's postgres+aws examples work verbatim through plakar (host and port adapted, ssl_mode=disable against the local IAM proxy)", async () => {
+Deno.test("the postgres+aws examples of the reference integration's documentation work verbatim through plakar (host and port adapted, ssl_mode=disable against the local IAM proxy)", async () => {
   await using src = await rdsLike();
   await using dst = await rdsLike();
   await using u = await PlakarUser.create();
@@ -128,7 +128,7 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
   const eu = `127.0.0.1:${euWest3.port}`;
 
   // Environment variables.
-  const env = { ...SEED_ENV, AWS_REGION: "eu-west-3" };
+  const env = { ...DOC_ENV, AWS_REGION: "eu-west-3" };
   ok(
     await plakar(
       u,
@@ -144,10 +144,10 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
   );
   let mark = euWest3.authentications.length;
   ok(await plakar(u, env, "source", "ping", "myrds"), "source ping");
-  signedBy(since(euWest3, mark), SEED);
+  signedBy(since(euWest3, mark), DOC);
   mark = euWest3.authentications.length;
   const r = ok(await plakar(u, env, "at", u.store, "backup", "@myrds"), "backup (environment)");
-  signedBy(since(euWest3, mark), SEED);
+  signedBy(since(euWest3, mark), DOC);
   assertEquals(r.stderr.match(TLS_WARNING)?.length, 1, r.stderr);
   const [fromEnv] = await u.snapshots();
   const ls = await listing(u, fromEnv);
@@ -170,14 +170,14 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
     ),
     "backup (region from AWS_REGION)",
   );
-  signedBy(since(euWest3, mark), SEED);
+  signedBy(since(euWest3, mark), DOC);
 
   // A session token (assumed role, aws sts assume-role).
   mark = euWest3.authentications.length;
   ok(
     await plakar(
       u,
-      { ...env, AWS_SESSION_TOKEN: SEED_SESSION.sessionToken! },
+      { ...env, AWS_SESSION_TOKEN: DOC_SESSION.sessionToken! },
       "at",
       u.store,
       "backup",
@@ -185,13 +185,13 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
     ),
     "backup (session token)",
   );
-  signedBy(since(euWest3, mark), SEED_SESSION);
+  signedBy(since(euWest3, mark), DOC_SESSION);
 
   // ~/.aws/credentials and ~/.aws/config, no environment variables.
   await Deno.mkdir(`${u.home}/.aws`);
   await Deno.writeTextFile(
     `${u.home}/.aws/credentials`,
-    `[default]\naws_access_key_id = ${SEED.accessKeyId}\naws_secret_access_key = ${SEED.secretAccessKey}\n` +
+    `[default]\naws_access_key_id = ${DOC.accessKeyId}\naws_secret_access_key = ${DOC.secretAccessKey}\n` +
       `[myprofile]\naws_access_key_id = ${PROFILE.accessKeyId}\naws_secret_access_key = ${PROFILE.secretAccessKey}\n`,
   );
   await Deno.writeTextFile(
@@ -200,7 +200,7 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
   );
   mark = euWest3.authentications.length;
   ok(await plakar(u, {}, "at", u.store, "backup", "@myrds"), "backup (default profile)");
-  signedBy(since(euWest3, mark), SEED);
+  signedBy(since(euWest3, mark), DOC);
   // A named profile.
   mark = euWest3.authentications.length;
   ok(
@@ -230,11 +230,11 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
 
   // Back up a single RDS database using IAM authentication
   const us = `127.0.0.1:${usEast1.port}`;
-  ok(await plakar(u, SEED_ENV, "source", "rm", "myrds"), "source rm");
+  ok(await plakar(u, DOC_ENV, "source", "rm", "myrds"), "source rm");
   ok(
     await plakar(
       u,
-      SEED_ENV,
+      DOC_ENV,
       "source",
       "add",
       "myrds",
@@ -244,16 +244,16 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
     ),
     "source add",
   );
-  ok(await plakar(u, SEED_ENV, "at", u.store, "backup", "@myrds"), "backup single");
+  ok(await plakar(u, DOC_ENV, "at", u.store, "backup", "@myrds"), "backup single");
   const [single] = await u.snapshots();
   assert(!(await listing(u, single)).includes("00002-"), "more than one database dumped");
 
   // Back up all databases on an RDS instance
-  ok(await plakar(u, SEED_ENV, "source", "rm", "myrds"), "source rm");
+  ok(await plakar(u, DOC_ENV, "source", "rm", "myrds"), "source rm");
   ok(
     await plakar(
       u,
-      SEED_ENV,
+      DOC_ENV,
       "source",
       "add",
       "myrds",
@@ -263,7 +263,7 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
     ),
     "source add",
   );
-  ok(await plakar(u, SEED_ENV, "at", u.store, "backup", "@myrds"), "backup all");
+  ok(await plakar(u, DOC_ENV, "at", u.store, "backup", "@myrds"), "backup all");
   const [full] = await u.snapshots();
   const all = await listing(u, full);
   for (const f of ["00001-myapp.dump", "00002-postgres.dump", "00003-template1.dump"]) {
@@ -276,11 +276,11 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
   // Restore into an existing database on RDS using IAM authentication
   const d = `127.0.0.1:${dstUsEast1.port}`;
   const destination = async (uri: string, ...options: string[]) => {
-    await plakar(u, SEED_ENV, "destination", "rm", "myrds");
+    await plakar(u, DOC_ENV, "destination", "rm", "myrds");
     ok(
       await plakar(
         u,
-        SEED_ENV,
+        DOC_ENV,
         "destination",
         "add",
         "myrds",
@@ -296,17 +296,17 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
   await destination(`postgres+aws://myuser@${d}/myapp`);
   mark = dstUsEast1.authentications.length;
   ok(
-    await plakar(u, SEED_ENV, "at", u.store, "restore", "-to", "@myrds", single),
+    await plakar(u, DOC_ENV, "at", u.store, "restore", "-to", "@myrds", single),
     "restore existing",
   );
-  signedBy(since(dstUsEast1, mark), SEED);
+  signedBy(since(dstUsEast1, mark), DOC);
   assertEquals(await snapshotDb(dst, "myapp"), await snapshotDb(src, "myapp"));
 
   // Restore, dropping and recreating the database entirely
   await dst.psql("DELETE FROM sales.customers; CREATE TABLE leftover (x int);", "myapp");
   await destination(`postgres+aws://myuser@${d}/`, "recreate=true");
   ok(
-    await plakar(u, SEED_ENV, "at", u.store, "restore", "-to", "@myrds", single),
+    await plakar(u, DOC_ENV, "at", u.store, "restore", "-to", "@myrds", single),
     "restore recreate",
   );
   assertEquals(await snapshotDb(dst, "myapp"), await snapshotDb(src, "myapp"));
@@ -316,7 +316,7 @@ Deno.test("the seed's postgres+aws examples work verbatim through plakar (host a
   await dst.query("CREATE DATABASE myapp");
   await destination(`postgres+aws://myuser@${d}/myapp`, "no_owner=true");
   ok(
-    await plakar(u, SEED_ENV, "at", u.store, "restore", "-to", "@myrds", single),
+    await plakar(u, DOC_ENV, "at", u.store, "restore", "-to", "@myrds", single),
     "restore no_owner",
   );
   assertEquals(
@@ -408,7 +408,7 @@ Deno.test("postgres+aws:// failures say what to do, on one line: wrong secret, n
 
   // The secret key is wrong: the server refuses the token.
   const wrong = await backup(
-    { ...SEED_ENV, AWS_SECRET_ACCESS_KEY: "wrong-secret" },
+    { ...DOC_ENV, AWS_SECRET_ACCESS_KEY: "wrong-secret" },
     "region=eu-west-3",
     "ssl_mode=disable",
   );
@@ -435,7 +435,7 @@ Deno.test("postgres+aws:// failures say what to do, on one line: wrong secret, n
   );
 
   // No region.
-  const noRegion = await backup(SEED_ENV, "ssl_mode=disable");
+  const noRegion = await backup(DOC_ENV, "ssl_mode=disable");
   assert(noRegion.code !== 0);
   assertMatch(
     said(noRegion),
@@ -443,7 +443,7 @@ Deno.test("postgres+aws:// failures say what to do, on one line: wrong secret, n
   );
 
   // A password, as an option or in the URI.
-  const pw = await backup(SEED_ENV, "region=eu-west-3", "password=secret");
+  const pw = await backup(DOC_ENV, "region=eu-west-3", "password=secret");
   assert(pw.code !== 0);
   assertMatch(
     said(pw),
@@ -451,7 +451,7 @@ Deno.test("postgres+aws:// failures say what to do, on one line: wrong secret, n
   );
   const inUri = await plakar(
     u,
-    SEED_ENV,
+    DOC_ENV,
     "at",
     u.store,
     "backup",
@@ -488,7 +488,7 @@ Deno.test("a backup that outlives its first token still works: every tool proces
   ok(
     await plakar(
       u,
-      SEED_ENV,
+      DOC_ENV,
       "at",
       u.store,
       "backup",

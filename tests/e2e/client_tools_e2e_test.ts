@@ -2,10 +2,10 @@
 // found in a search list when PATH has none recent enough (or none at all),
 // and when nothing fits, the backup fails saying where it looked.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, type PlakarResult, PlakarUser } from "../helpers/e2e.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { ok, type PlakarResult, PlakarUser } from "../../harness/e2e.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 
 const PG15 = "/usr/lib/postgresql/15/bin";
 

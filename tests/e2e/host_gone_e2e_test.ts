@@ -5,9 +5,9 @@
 
 // @ts-types="@types/pg"
 import pg from "pg";
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 
 const SECRET = "secret";
 

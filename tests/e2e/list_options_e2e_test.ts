@@ -4,9 +4,9 @@
 // passes on with their double quotes; an exclusion that matches nothing is
 // named in a warning on plakar's stderr.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 
 /** The database files of a snapshot's root listing, by name. */
 async function dumps(u: PlakarUser, snap: string): Promise<string[]> {

@@ -3,9 +3,9 @@
 // queries of the manifest must not wait longer than lock_wait_timeout either),
 // and a ssl_root_cert that did not sign the server's certificate.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 import { holdLock } from "../helpers/locks.ts";
 import { strangerCa } from "../helpers/tls.ts";
 

@@ -2,19 +2,19 @@
 // plakar pkg add, backups and restores run by plakar itself, results checked
 // on real clusters.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 import {
-  assertSameClusters,
   AWKWARD_DB,
   makeAppDb,
   makeRoles,
   makeSource,
   snapshotDb,
-} from "../helpers/fixtures.ts";
+} from "../../harness/fixtures.ts";
+import { assertSameClusters } from "../helpers/same_clusters.ts";
 
-const SECRET = "secret"; // the seed's examples use postgres:secret
+const SECRET = "secret"; // the reference integration's documented examples use postgres:secret
 
 /** `plakar destination rm mypgdst`, then `plakar destination add mypgdst URI key=value…`. */
 async function replaceDestination(u: PlakarUser, uri: string, ...options: string[]) {
@@ -22,7 +22,7 @@ async function replaceDestination(u: PlakarUser, uri: string, ...options: string
   ok(await u.run(["destination", "add", "mypgdst", uri, ...options]), "dest add");
 }
 
-Deno.test("the seed's logical examples work verbatim through plakar (host and port adapted)", async () => {
+Deno.test("the logical examples of the reference integration's documentation work verbatim through plakar (host and port adapted)", async () => {
   await using src = await Cluster.start({ password: SECRET });
   await using dst = await Cluster.start({ password: SECRET });
   await using u = await PlakarUser.create();

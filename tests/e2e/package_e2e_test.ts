@@ -3,12 +3,12 @@
 // (each with its own HOME), and the installed launcher package backing up and
 // restoring with neither node nor deno on PATH.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
-import { plakarBin } from "../helpers/plakar.ts";
-import { CONNECTORS } from "../../tasks/package_manifest.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
+import { plakarBin } from "../../harness/plakar.ts";
+import { CONNECTORS } from "../../harness/package_manifest.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const PG_BIN = "/usr/lib/postgresql/15/bin";
@@ -79,7 +79,7 @@ Deno.test("deno task install, uninstall, reinstall and package work against the 
   const env = {
     HOME: home.path,
     XDG_CACHE_HOME: `${home.path}/.cache`,
-    PLAKAR: await plakarBin(), // as the seed's PLAKAR=
+    PLAKAR: await plakarBin(), // as the reference integration's Makefile takes PLAKAR=
     PLAKAR_PG_DIST: dist.path,
     DENO_DIR: await denoDir(),
     NO_COLOR: "1",

@@ -1,10 +1,10 @@
 // Parallel restore (jobs=N) and bounded parallel dumps (max_parallel_dumps=N)
 // through the real plakar.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import { holdLock } from "../helpers/locks.ts";
 import { READ_AHEAD } from "../../src/logical/read_ahead.ts";
 

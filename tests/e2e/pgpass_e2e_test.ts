@@ -4,10 +4,10 @@
 // libpq's password file, which reaches the plugin because plakar spawns it
 // with its own environment (HOME, PGPASSFILE).
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import { withEnv } from "../helpers/env.ts";
 
 const PW = "E2e-pgpass-s3cret";

@@ -1,12 +1,12 @@
 // postgres+bin:// end to end through the real plakar: pg_basebackup's copy
 // stored as plain files, restored by plakar's built-in filesystem exporter
-// with the seed's command, verified by pg_verifybackup and started with
+// with the reference integration's documented command, verified by pg_verifybackup and started with
 // pg_ctl of the source's major.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import { RestoredServer, runAs } from "../helpers/restored.ts";
 
 const SECRET = "secret";
@@ -49,7 +49,7 @@ async function backupAndRestore(
     assert(ls.includes(f), `${f} missing from the snapshot root:\n${ls}`);
   }
   const manifest = JSON.parse(ok(await u.at("cat", `${snap}:/manifest.json`), "cat").stdout);
-  // The seed's restore command, verbatim.
+  // The restore command of the reference integration's documentation, verbatim.
   ok(await u.at("restore", "-to", pgdata, snap), "restore -to");
   await RestoredServer.prepare(pgdata);
   const verify = await runAs(`/usr/lib/postgresql/15/bin/pg_verifybackup`, [

@@ -5,9 +5,9 @@
 // backup of the primary says nothing, and the README's way to start such a
 // copy as a primary works.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 import { RestoredServer, runAs } from "../helpers/restored.ts";
 
 // A quote in it: pg_basebackup -R escapes it in postgresql.auto.conf twice

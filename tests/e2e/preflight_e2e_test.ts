@@ -2,10 +2,10 @@
 // fails the ping with its reason shown by plakar, a warning is printed and
 // the ping says "configuration OK".
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
-import { makeAppDb, makeRoles } from "../helpers/fixtures.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
+import { makeAppDb, makeRoles } from "../../harness/fixtures.ts";
 
 Deno.test("plakar source ping and destination ping fail on what would fail the backup or restore, and warn on the rest", async () => {
   await using c = await Cluster.start();

@@ -4,9 +4,9 @@
 
 // @ts-types="@types/pg"
 import pg from "pg";
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 
 /** What tells the databases apart: their rows, comment and work_mem setting. */
 async function describe(c: Cluster, db: string) {

@@ -2,9 +2,9 @@
 // they did not do what was asked: a truncated SQL script, databases= that
 // names nothing in the snapshot, an unreachable target.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 
 /** A source with `small`: 1000 rows in one table, the shape of the issue's report. */
 async function smallSource(): Promise<Cluster> {

@@ -2,9 +2,9 @@
 // plakar restore fail and leaves the target's rows as they were; a good one
 // replaces the database.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 
 const ROWS = 20_000;
 

@@ -3,9 +3,9 @@
 // postgres://, fail naming their line and run nothing on the restoring host;
 // real pg_dump -Fp and pg_dumpall scripts restore as before.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { ok, PlakarUser } from "../helpers/e2e.ts";
+import { ok, PlakarUser } from "../../harness/e2e.ts";
 import { filesIn, FRAMINGS, PAYLOADS, refusal } from "../helpers/script_payloads.ts";
 
 const BIN = "/usr/lib/postgresql/15/bin";

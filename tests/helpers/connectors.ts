@@ -104,7 +104,7 @@ export async function restoreFiles(
   files: Map<string, Uint8Array>,
 ): Promise<{ errors: Map<string, string>; finishError?: string }> {
   // Imported here: the helpers of protocol-level tests need no connector.
-  const { createLogicalExporter } = await import("../../src/logical/exporter.ts");
+  const { createLogicalExporter } = await import("../../src/logical/restore/exporter.ts");
   const exp = await createLogicalExporter(params("postgres", config), "logical");
   try {
     return await exportAll(exp, files);

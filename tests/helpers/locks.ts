@@ -3,7 +3,7 @@
 
 // @ts-types="@types/pg"
 import pg from "pg";
-import type { Cluster } from "./cluster.ts";
+import type { Cluster } from "../../harness/cluster.ts";
 
 /** Takes ACCESS EXCLUSIVE on `table` in `database`; dispose (or release) to end the transaction. */
 export async function holdLock(c: Cluster, database: string, table: string) {

@@ -3,7 +3,7 @@
 // the same major. The source's port and socket directory (in the copied
 // postgresql.auto.conf) are overridden on the command line.
 
-import { embeddedBinDir, queryServer } from "./cluster.ts";
+import { embeddedBinDir, queryServer } from "../../harness/cluster.ts";
 
 const APT_BIN = "/usr/lib/postgresql/15/bin";
 const isRoot = Deno.uid() === 0;

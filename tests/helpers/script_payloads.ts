@@ -1,7 +1,7 @@
 // psql meta-commands that run programs or touch local files, each written so
 // that, run, it leaves a marker file; and the three shapes of `.sql` record
 // they can hide in. Shared by the integration and end-to-end tests of
-// src/logical/psql_guard.ts.
+// src/logical/restore/psql_guard.ts.
 
 export interface Payload {
   /** The meta-command, as the refusal names it. */

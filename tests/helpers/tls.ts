@@ -2,7 +2,7 @@
 // ssl_root_cert, it makes certificate verification fail the way a wrong CA
 // file does in production (the cluster's own CA comes from cluster.ts).
 
-import { makeCa } from "./cluster.ts";
+import { makeCa } from "../../harness/cluster.ts";
 
 /** A fresh self-signed CA in a temp dir; dispose to remove it. */
 export async function strangerCa(): Promise<{ path: string } & AsyncDisposable> {

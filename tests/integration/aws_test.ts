@@ -3,14 +3,14 @@
 // unexpired RDS IAM tokens signed with the test identity and records each
 // one with the process that presented it. No AWS: signing is local.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { exportAll, importAll, params } from "../helpers/connectors.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import { IamProxy, parseToken, type TestCredentials } from "../helpers/iam_proxy.ts";
 import { withAwsEnv } from "../helpers/aws_endpoints.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { createLogicalExporter } from "../../src/logical/exporter.ts";
+import { createLogicalExporter } from "../../src/logical/restore/exporter.ts";
 
 const REGION = "eu-west-3";
 const IDENTITY: TestCredentials = {

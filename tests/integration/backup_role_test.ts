@@ -3,10 +3,10 @@
 // called a superuser; a member of a managed service's administrator role
 // (rds_superuser) is a restricted superuser.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { importAll, params } from "../helpers/connectors.ts";
-import { makeAppDb, makeRoles } from "../helpers/fixtures.ts";
+import { makeAppDb, makeRoles } from "../../harness/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 
 /** Backs up and returns the importer's warning lines about pg_authid. */

@@ -2,7 +2,7 @@
 // lock for longer than lock_timeout (the manifest then leaves the locked
 // table's detail out, with one warning), and a TLS failure says what it is.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../helpers/assert.ts";
 import { holdLock } from "../helpers/locks.ts";
 import { strangerCa } from "../helpers/tls.ts";

@@ -5,7 +5,7 @@
 // Open; with max_parallel_dumps it takes only a free slot and gives it back
 // to an Open that would wait.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
 import { holdLock } from "../helpers/locks.ts";

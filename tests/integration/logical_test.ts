@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 // driven directly (the protocol layer has its own tests; plakar end to end
 // is in tests/e2e).
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import {
   assert,
   assertEquals,
@@ -13,7 +13,6 @@ import {
 } from "../helpers/assert.ts";
 import { importAll, params, restoreFiles } from "../helpers/connectors.ts";
 import {
-  assertSameClusters,
   AWKWARD_DB,
   canLogin,
   ident,
@@ -21,7 +20,8 @@ import {
   makeRoles,
   makeSource,
   snapshotDb,
-} from "../helpers/fixtures.ts";
+} from "../../harness/fixtures.ts";
+import { assertSameClusters } from "../helpers/same_clusters.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 import { encodeDbName } from "../../src/pg/names.ts";
 import { contentStream } from "../../src/kloset/connector.ts";

@@ -2,7 +2,7 @@
 // PostgreSQL 15, the same structure on majors 13-18, a hot standby, and a
 // role that cannot read everything.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { buildManifest, type Manifest } from "../../src/pg/manifest.ts";
 import type { Relation } from "../../src/pg/catalog.ts";
@@ -359,7 +359,7 @@ Deno.test("a full backup lists the databases it skips in the manifest, and warns
     { name: "skipme", reason: "excluded" },
     { name: "template0", reason: "datallowconn=false" },
   ]);
-  // The seed's fields are still there, unchanged.
+  // The reference integration's fields are still there, unchanged.
   assertEquals(m.version, 2);
   assertEquals(m.databases.map((d: { name: string }) => d.name), ["kept", "postgres"]);
 });

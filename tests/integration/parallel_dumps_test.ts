@@ -1,7 +1,7 @@
 // max_parallel_dumps and lock_wait_timeout on real PostgreSQL 15 clusters,
 // with every file opened at once as plakar -concurrency N does.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
 import { holdLock } from "../helpers/locks.ts";

@@ -4,12 +4,12 @@
 // recreate=true atomic=false (pg_restore -C); the spool file is gone after
 // success, failure and cancel.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { importAll, params } from "../helpers/connectors.ts";
-import { makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { createLogicalExporter } from "../../src/logical/exporter.ts";
+import { createLogicalExporter } from "../../src/logical/restore/exporter.ts";
 import { liveTempFiles } from "../../src/proc/temp_files.ts";
 
 const entries = async (dir: string) =>

@@ -3,12 +3,12 @@
 // must take the same line of the same file, and a missing or wrong entry
 // must fail with a message that says where the password was sought.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../helpers/assert.ts";
 import { exportAll, importAll, params } from "../helpers/connectors.ts";
-import { makeAppDb, makeRoles } from "../helpers/fixtures.ts";
+import { makeAppDb, makeRoles } from "../../harness/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { createLogicalExporter } from "../../src/logical/exporter.ts";
+import { createLogicalExporter } from "../../src/logical/restore/exporter.ts";
 import { withEnv } from "../helpers/env.ts";
 
 const PW = "Pgpass-s3cret!";

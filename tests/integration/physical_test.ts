@@ -1,7 +1,7 @@
 // The physical importer on real clusters, without plakar: what Ping and the
 // start of an import refuse, each naming what to change.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
 import { createPhysicalImporter } from "../../src/physical/importer.ts";

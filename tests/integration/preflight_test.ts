@@ -4,12 +4,12 @@
 
 // @ts-types="@types/pg"
 import pg from "pg";
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { params } from "../helpers/connectors.ts";
-import { makeAppDb, makeRoles } from "../helpers/fixtures.ts";
+import { makeAppDb, makeRoles } from "../../harness/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { createLogicalExporter } from "../../src/logical/exporter.ts";
+import { createLogicalExporter } from "../../src/logical/restore/exporter.ts";
 
 /** Pings an importer or exporter; returns its error (if any) and the lines it printed. */
 async function ping(

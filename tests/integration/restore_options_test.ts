@@ -2,10 +2,10 @@
 // no_privileges (-x), no_comments, role (--role; SET ROLE for psql) and
 // single_transaction (-1).
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { importAll, params, restoreFiles } from "../helpers/connectors.ts";
-import { makeAppDb, makeRoles } from "../helpers/fixtures.ts";
+import { makeAppDb, makeRoles } from "../../harness/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 
 /** The app database's dump (fixture tables, a grant to app_reader, a comment). */

@@ -3,11 +3,11 @@
 // databases= that names nothing, globals that would change the password of
 // the role the restore connects as, and a target that cannot be reached.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { exportAll, params, restoreFiles } from "../helpers/connectors.ts";
-import { canLogin, makeAppDb, makeRoles } from "../helpers/fixtures.ts";
-import { createLogicalExporter } from "../../src/logical/exporter.ts";
+import { canLogin, makeAppDb, makeRoles } from "../../harness/fixtures.ts";
+import { createLogicalExporter } from "../../src/logical/restore/exporter.ts";
 
 const BIN = "/usr/lib/postgresql/15/bin";
 

@@ -5,12 +5,12 @@
 
 // @ts-types="@types/pg"
 import pg from "pg";
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { importAll, params, restoreFiles } from "../helpers/connectors.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
-import { pgRestoreArgs } from "../../src/logical/exporter.ts";
-import { renamedCreateDatabase, workNames } from "../../src/logical/safe_restore.ts";
+import { pgRestoreArgs } from "../../src/logical/restore/pg_restore.ts";
+import { renamedCreateDatabase, workNames } from "../../src/logical/restore/safe_restore.ts";
 import { asciiText, readArchiveToc } from "../../src/pg/archive_toc.ts";
 import { parseExportConfig } from "../../src/pg/config.ts";
 
@@ -221,7 +221,7 @@ Deno.test("a replaced copy that cannot be dropped after the swap is named on std
   );
   await c.psql(`UPDATE t SET label = 'changed' WHERE id = 1`, "app");
   // A psql that runs the swap, then fails where the drop of the old copy
-  // would run (the one session does both: src/logical/safe_restore.ts).
+  // would run (the one session does both: src/logical/restore/safe_restore.ts).
   const bin = await Deno.makeTempDir({ prefix: "plakar-fake-psql-" });
   const real = "/usr/lib/postgresql/15/bin";
   await Deno.symlink(`${real}/pg_restore`, `${bin}/pg_restore`);

@@ -6,12 +6,12 @@
 // a globals file with pg_dumpall's header; psql's restricted mode holds behind
 // our allowed \connect; real pg_dump and pg_dumpall scripts still restore.
 
-import { Cluster } from "../helpers/cluster.ts";
+import { Cluster } from "../../harness/cluster.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { restoreFiles } from "../helpers/connectors.ts";
-import { AWKWARD_DB, ident, makeAppDb, makeRoles, snapshotDb } from "../helpers/fixtures.ts";
+import { AWKWARD_DB, ident, makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import { filesIn, FRAMINGS, includedFile, PAYLOADS, refusal } from "../helpers/script_payloads.ts";
-import { scriptGuard } from "../../src/logical/psql_guard.ts";
+import { scriptGuard } from "../../src/logical/restore/psql_guard.ts";
 
 const BIN = "/usr/lib/postgresql/15/bin";
 const enc = new TextEncoder();

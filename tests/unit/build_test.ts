@@ -2,9 +2,9 @@
 // executable run with.
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
-import { compileArgs, launcherScript, TARGETS } from "../../tasks/build.ts";
-import { permissionFlags, PERMISSIONS } from "../../tasks/permissions.ts";
-import { CONNECTORS } from "../../tasks/package_manifest.ts";
+import { compileArgs, launcherScript, TARGETS } from "../../harness/build.ts";
+import { permissionFlags, PERMISSIONS } from "../../harness/permissions.ts";
+import { CONNECTORS } from "../../harness/package_manifest.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -148,10 +148,10 @@ Deno.test("the listed permissions are enough to widen a tool's output pipe", asy
   }
 });
 
-Deno.test("the README lists every permission the executables run with", async () => {
-  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
-  const table = readme.slice(readme.indexOf("### Permissions"));
+Deno.test("docs/packaging.md lists every permission the executables run with", async () => {
+  const readme = await Deno.readTextFile(`${ROOT}/docs/packaging.md`);
+  const table = readme.slice(readme.indexOf("## Permissions"));
   for (const f of permissionFlags()) assertStringIncludes(table, `| \`${f}\``);
   const rows = table.split("\n").filter((l) => /^\| `--allow-/.test(l));
-  assertEquals(rows.length, PERMISSIONS.length, "the README lists a permission the build does not");
+  assertEquals(rows.length, PERMISSIONS.length, "the docs list a permission the build does not");
 });

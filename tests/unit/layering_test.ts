@@ -1,10 +1,38 @@
-// The layering DESIGN.md draws: src/kloset/ (plakar's protocol) and src/pg/
-// (PostgreSQL) never import each other, nor the connectors that join them;
-// src/proc/ and src/errors.ts, which both use, import neither.
+// The layering docs/DESIGN.md draws, enforced on every relative import:
+// - src/main/ (the three executables) may import anything in src/;
+// - src/logical/ and src/physical/ (the connectors) import src/pg/, src/proc/,
+//   src/errors.ts and, of the protocol layer, only the connector types
+//   (src/kloset/connector.ts); neither imports the other;
+// - src/pg/ (PostgreSQL) imports src/proc/ and src/errors.ts only;
+// - src/kloset/ (plakar's protocol) imports src/proc/ and src/errors.ts only;
+// - src/proc/ and src/errors.ts, which all of them share, import nothing of ours;
+// - harness/ (clusters, plakar, the build, fixtures) imports src/ only;
+// - tasks/ (command-line entries) and tests/ both may import src/ and
+//   harness/, and never each other.
 
 import { assertEquals } from "../helpers/assert.ts";
 
-const SRC = new URL("../../src/", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** Each area (a folder, or one file) and the folders or files it may import from. */
+const RULES: { area: string; may: string[] }[] = [
+  { area: "src/main/", may: ["src/"] },
+  {
+    area: "src/logical/",
+    may: ["src/logical/", "src/pg/", "src/proc/", "src/errors.ts", "src/kloset/connector.ts"],
+  },
+  {
+    area: "src/physical/",
+    may: ["src/physical/", "src/pg/", "src/proc/", "src/errors.ts", "src/kloset/connector.ts"],
+  },
+  { area: "src/pg/", may: ["src/pg/", "src/proc/", "src/errors.ts"] },
+  { area: "src/kloset/", may: ["src/kloset/", "src/proc/", "src/errors.ts"] },
+  { area: "src/proc/", may: ["src/proc/"] },
+  { area: "src/errors.ts", may: [] },
+  { area: "harness/", may: ["src/", "harness/"] },
+  { area: "tasks/", may: ["src/", "harness/", "tasks/"] },
+  { area: "tests/", may: ["src/", "harness/", "tests/"] },
+];
 
 function* files(dir: string): Generator<string> {
   for (const e of Deno.readDirSync(dir)) {
@@ -14,38 +42,65 @@ function* files(dir: string): Generator<string> {
   }
 }
 
-/** The src/ folder (or file) each relative import of `file` lands in. */
-function importedAreas(file: string): string[] {
+/** The repository-relative path of each relative import of `file` (static, dynamic, re-export). */
+function imports(file: string): string[] {
   const text = Deno.readTextFileSync(file);
   const out: string[] = [];
   for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*|import\s+)["'](\.\.?\/[^"']+)["']/g)) {
-    const target = new URL(m[1], `file://${file}`).pathname;
-    if (!target.startsWith(SRC)) continue;
-    const rest = target.slice(SRC.length);
-    out.push(rest.includes("/") ? rest.slice(0, rest.indexOf("/")) : rest);
+    out.push(new URL(m[1], `file://${file}`).pathname.slice(ROOT.length));
   }
   return out;
 }
 
-function violations(area: string, forbidden: string[]): string[] {
-  const root = area.endsWith(".ts") ? undefined : `${SRC}${area}`;
-  const list = root ? [...files(root)] : [`${SRC}${area}`];
+/** Every import of `area`'s files that lands outside what it may import. */
+function violations(area: string): string[] {
+  const rule = RULES.find((r) => r.area === area)!;
+  const list = area.endsWith("/") ? [...files(`${ROOT}${area.slice(0, -1)}`)] : [`${ROOT}${area}`];
   return list.flatMap((f) =>
-    importedAreas(f).filter((a) => forbidden.includes(a)).map((a) =>
-      `${f.slice(SRC.length)} imports ${a}`
-    )
+    imports(f)
+      .filter((target) =>
+        !rule.may.some((ok) => ok.endsWith("/") ? target.startsWith(ok) : target === ok)
+      )
+      .map((target) => `${f.slice(ROOT.length)} imports ${target}`)
   );
 }
 
+Deno.test("src/main/ may import anything in src/", () => {
+  assertEquals(violations("src/main/"), []);
+});
+
+Deno.test("src/logical/ imports src/pg/, src/proc/, src/errors.ts and the connector types only", () => {
+  assertEquals(violations("src/logical/"), []);
+});
+
+Deno.test("src/physical/ imports src/pg/, src/proc/, src/errors.ts and the connector types only", () => {
+  assertEquals(violations("src/physical/"), []);
+});
+
 Deno.test("src/pg/ imports nothing from the protocol layer or the connectors", () => {
-  assertEquals(violations("pg", ["kloset", "logical", "physical", "main"]), []);
+  assertEquals(violations("src/pg/"), []);
 });
 
 Deno.test("src/kloset/ imports nothing from PostgreSQL or the connectors", () => {
-  assertEquals(violations("kloset", ["pg", "logical", "physical", "main"]), []);
+  assertEquals(violations("src/kloset/"), []);
 });
 
 Deno.test("what both sides share (src/proc/, src/errors.ts) imports neither", () => {
-  const both = ["kloset", "pg", "logical", "physical", "main"];
-  assertEquals([...violations("proc", both), ...violations("errors.ts", both)], []);
+  assertEquals([...violations("src/proc/"), ...violations("src/errors.ts")], []);
+});
+
+Deno.test("harness/ imports src/ only, never tasks/ or tests/", () => {
+  assertEquals(violations("harness/"), []);
+});
+
+Deno.test("tasks/ and tests/ never import each other", () => {
+  assertEquals([...violations("tasks/"), ...violations("tests/")], []);
+});
+
+Deno.test("every folder of src/ is under a rule", () => {
+  const areas = RULES.map((r) => r.area);
+  const top = [...Deno.readDirSync(`${ROOT}src`)].map((e) =>
+    e.isDirectory ? `src/${e.name}/` : `src/${e.name}`
+  );
+  assertEquals(top.filter((a) => !areas.includes(a)), []);
 });

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { CONNECTORS, PACKAGE, renderManifest } from "../../tasks/package_manifest.ts";
-import { renderSchemas } from "../../tasks/schemas.ts";
+import { CONNECTORS, PACKAGE, renderManifest } from "../../harness/package_manifest.ts";
+import { renderSchemas } from "../../harness/schemas.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 

@@ -9,7 +9,7 @@ import {
   runExport,
   runImport,
   StatusError,
-} from "../../helpers/protocol_host.ts";
+} from "../../../harness/protocol_host.ts";
 import { pattern } from "../../fixtures/test_importer.ts";
 import { createHash } from "node:crypto";
 

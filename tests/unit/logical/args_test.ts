@@ -1,6 +1,14 @@
 import { assertEquals } from "../../helpers/assert.ts";
-import { pgDumpallArgs, pgDumpArgs, toolMajor } from "../../../src/logical/importer.ts";
-import { classify, isUnreachable, pgRestoreArgs, psqlArgs } from "../../../src/logical/exporter.ts";
+import { pgDumpallArgs, pgDumpArgs } from "../../../src/logical/importer.ts";
+import { classify } from "../../../src/logical/restore/classify.ts";
+import { isTargetDown } from "../../../src/logical/restore/target.ts";
+import { ToolError } from "../../../src/pg/tools.ts";
+
+/** Whether a tool printing `stderr` means the target is down for every file. */
+const isUnreachable = (stderr: string) =>
+  isTargetDown(new ToolError("pg_restore", "of /x.dump", 1, stderr));
+import { pgRestoreArgs } from "../../../src/logical/restore/pg_restore.ts";
+import { psqlArgs } from "../../../src/logical/restore/psql_argv.ts";
 import { parseExportConfig, parseImportConfig } from "../../../src/pg/config.ts";
 
 const imp = (c: Record<string, string>) =>
@@ -127,7 +135,7 @@ Deno.test("psql: a tool-made script rolls back only its failed statement unless 
   ]);
 });
 
-Deno.test("isUnreachable() tells a target that cannot be reached from an error in one database", () => {
+Deno.test("a tool's failure tells a target that cannot be reached from an error in one database", () => {
   const at = 'pg_restore: error: connection to server at "10.0.0.1", port 5432 failed:';
   assertEquals(isUnreachable(`${at} Connection refused`), true);
   assertEquals(isUnreachable(`${at} timeout expired`), true);
@@ -139,7 +147,7 @@ Deno.test("isUnreachable() tells a target that cannot be reached from an error i
   assertEquals(isUnreachable('ERROR:  relation "t" already exists'), false);
 });
 
-Deno.test("isUnreachable() counts libpq's TLS failures: every later file would fail the same way", () => {
+Deno.test("a tool's failure counts libpq's TLS failures: every later file would fail the same way", () => {
   const at = 'psql: error: connection to server at "10.0.0.1", port 5432 failed:';
   assertEquals(isUnreachable(`${at} SSL error: certificate verify failed`), true);
   assertEquals(
@@ -149,12 +157,6 @@ Deno.test("isUnreachable() counts libpq's TLS failures: every later file would f
     true,
   );
   assertEquals(isUnreachable(`${at} server does not support SSL, but SSL was required`), true);
-});
-
-Deno.test("toolMajor() reads the major from a --version line", () => {
-  assertEquals(toolMajor("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), 15);
-  assertEquals(toolMajor("pg_dump (PostgreSQL) 9.6.24"), 9.6);
-  assertEquals(toolMajor("nonsense"), undefined);
 });
 
 Deno.test("classify() goes by content first, then by name", () => {

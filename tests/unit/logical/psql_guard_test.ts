@@ -7,8 +7,8 @@ import {
   scriptGuard,
   type ScriptGuardOptions,
   ScriptRefusedError,
-} from "../../../src/logical/psql_guard.ts";
-import { psqlArgs } from "../../../src/logical/exporter.ts";
+} from "../../../src/logical/restore/psql_guard.ts";
+import { psqlArgs } from "../../../src/logical/restore/psql_argv.ts";
 import { parseExportConfig } from "../../../src/pg/config.ts";
 
 const enc = new TextEncoder();

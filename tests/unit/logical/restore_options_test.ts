@@ -2,7 +2,7 @@
 // no_comments, role, single_transaction): parsing and the argv they give.
 
 import { assert, assertEquals, assertMatch, assertThrows } from "../../helpers/assert.ts";
-import { pgRestoreArgs, restoresInParallel } from "../../../src/logical/exporter.ts";
+import { pgRestoreArgs, restoresInParallel } from "../../../src/logical/restore/pg_restore.ts";
 import { withRole } from "../../../src/pg/tools.ts";
 import { parseExportConfig } from "../../../src/pg/config.ts";
 import { ConfigError } from "../../../src/errors.ts";

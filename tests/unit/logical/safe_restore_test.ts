@@ -3,7 +3,7 @@ import {
   assertPlainSql,
   retargetStatements,
   sessionsNote,
-} from "../../../src/logical/safe_restore.ts";
+} from "../../../src/logical/restore/safe_restore.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../helpers/assert.ts";
-import { checkSpoolSpace, freeBytes, spool } from "../../../src/logical/spool.ts";
+import { checkSpoolSpace, freeBytes, spool } from "../../../src/logical/restore/spool.ts";
 import { liveTempFiles } from "../../../src/proc/temp_files.ts";
 
 function streamOf(parts: Uint8Array[], failAfter?: number): ReadableStream<Uint8Array> {
@@ -49,7 +49,9 @@ Deno.test("a spooled file leaves nothing on disk when the process that wrote it 
   const dir = await Deno.makeTempDir();
   try {
     const script = `
-      import { spool } from "${new URL("../../../src/logical/spool.ts", import.meta.url).href}";
+      import { spool } from "${
+      new URL("../../../src/logical/restore/spool.ts", import.meta.url).href
+    }";
       const data = new ReadableStream({ start(c) { c.enqueue(new Uint8Array(4096)); c.close(); } });
       const file = await spool(data, { dir: ${JSON.stringify(dir)} });
       console.log(file.path);

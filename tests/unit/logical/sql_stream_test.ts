@@ -1,12 +1,11 @@
 import { assertEquals } from "../../helpers/assert.ts";
+import { completionGuard, expectedCompletion } from "../../../src/logical/restore/completion.ts";
+import { peek } from "../../../src/logical/restore/peek.ts";
 import {
-  completionGuard,
-  expectedCompletion,
   idempotentRoleLine,
   idempotentRoles,
   keptRoleLine,
-  peek,
-} from "../../../src/logical/sql_stream.ts";
+} from "../../../src/logical/restore/roles.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 async function collect(s: ReadableStream<Uint8Array>): Promise<string> {

@@ -2,6 +2,7 @@
 
 import { assertEquals } from "../../helpers/assert.ts";
 import { planDatabases } from "../../../src/pg/manifest.ts";
+import { selectDatabases } from "../../../src/pg/databases.ts";
 
 const CLUSTER = [
   { name: "app", allowConn: true },
@@ -27,4 +28,15 @@ Deno.test("planDatabases() lists closed databases (template0 too) and excluded o
     { name: "rdsadmin", reason: "excluded" },
     { name: "template0", reason: "datallowconn=false" },
   ]);
+});
+
+Deno.test("selectDatabases(): database= alone when it allows connections, else planDatabases'", () => {
+  const names = (r: { dump: { name: string }[] }) => r.dump.map((d) => d.name);
+  assertEquals(names(selectDatabases(CLUSTER, "app")), ["app"]);
+  assertEquals(selectDatabases(CLUSTER, "app").skipped, undefined);
+  assertEquals(names(selectDatabases(CLUSTER, "closed")), []);
+  assertEquals(names(selectDatabases(CLUSTER, "nosuch")), []);
+  const full = selectDatabases(CLUSTER, undefined, ["rdsadmin"]);
+  const plan = planDatabases(CLUSTER, ["rdsadmin"]);
+  assertEquals([names(full), full.skipped], [plan.dump, plan.skipped]);
 });

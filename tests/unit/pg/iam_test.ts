@@ -86,7 +86,7 @@ Deno.test("postgres+aws:// requires region and username", () => {
   );
 });
 
-Deno.test("AWS_REGION stands in for region= (the seed's 'or set region= in the source config'); the option wins", () => {
+Deno.test("AWS_REGION stands in for region= (the reference integration's documentation: 'or set region= in the source config'); the option wins", () => {
   const { region: _, ...noRegion } = AWS;
   withRegionEnv("ap-southeast-2", () => {
     assertEquals(parseImportConfig(noRegion, "aws").region, "ap-southeast-2");
@@ -136,7 +136,7 @@ Deno.test("an ssl_mode weaker than require gets one warning that IAM authenticat
   for (const mode of ["require", "verify-ca", "verify-full"] as const) {
     assertEquals(weakTlsWarning(conn(mode)), undefined);
   }
-  // The default (prefer) warns: the seed's examples all set ssl_mode=require.
+  // The default (prefer) warns: the reference integration's documented examples all set ssl_mode=require.
   assertEquals(parseImportConfig(AWS, "aws").conn.sslMode, "prefer");
 });
 

@@ -26,8 +26,8 @@ import {
   parsePhysicalImportConfig,
 } from "../../../src/pg/config.ts";
 import { ConfigError } from "../../../src/errors.ts";
-import { rangePattern, renderSchemas } from "../../../tasks/schemas.ts";
-import { CONNECTORS } from "../../../tasks/package_manifest.ts";
+import { rangePattern, renderSchemas } from "../../../harness/schemas.ts";
+import { CONNECTORS } from "../../../harness/package_manifest.ts";
 
 type Config = Record<string, string>;
 

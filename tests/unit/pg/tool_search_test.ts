@@ -46,6 +46,12 @@ Deno.test("versionMajor() and serverMajor() read majors before and after 10", ()
   assertEquals([serverMajor(160004), serverMajor(90624)], [16, 9.6]);
 });
 
+Deno.test("versionMajor() reads the major from a --version line", () => {
+  assertEquals(versionMajor("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), 15);
+  assertEquals(versionMajor("pg_dump (PostgreSQL) 9.6.24"), 9.6);
+  assertEquals(versionMajor("nonsense"), undefined);
+});
+
 Deno.test("expandEntry() matches N against installed majors only where N stands alone", async () => {
   const root = await fakeTools({ "pg-14/bin": 14, "pg-16/bin": 16, "pg-x/bin": 1, "NAS/bin": 1 });
   try {

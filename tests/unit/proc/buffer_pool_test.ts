@@ -56,3 +56,22 @@ Deno.test("BufferPool refuses more than its buffer size, and bad sizes", () => {
   assertThrows(() => new BufferPool(0, 1), RangeError);
   assertThrows(() => new BufferPool(64, -1), RangeError);
 });
+
+Deno.test("BufferPool.recycle takes back any buffer of its size, moved or not, and detaches its views", () => {
+  const pool = new BufferPool(64, 1);
+  const whole = pool.take(64);
+  // A byte stream's read moves the buffer: the pool no longer knows it by identity.
+  const moved = new Uint8Array((whole.buffer as ArrayBuffer).transfer());
+  moved.fill(3);
+  const chunk = moved.subarray(0, 10);
+  assert(pool.recycle(chunk));
+  assertEquals([moved.length, chunk.length, pool.idle], [0, 0, 1]);
+  assertEquals(pool.take(64)[0], 3); // the same memory, not a fresh allocation
+  assertEquals(pool.recycle(new Uint8Array(32)), false, "not the pool's size");
+  // Past `keep`: dropped, detached all the same.
+  const a = new Uint8Array(64);
+  const b = new Uint8Array(64);
+  assert(pool.recycle(a));
+  assert(pool.recycle(b));
+  assertEquals([pool.idle, a.length, b.length], [1, 0, 0]);
+});

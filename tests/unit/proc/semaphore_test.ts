@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../../helpers/assert.ts";
-import { Semaphore } from "../../../src/proc/semaphore.ts";
+import { mapConcurrent, Semaphore } from "../../../src/proc/semaphore.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -39,4 +39,18 @@ Deno.test("Semaphore: an aborted wait leaves the queue and rejects with the reas
 
 Deno.test("Semaphore refuses fewer than one slot", () => {
   assertThrows(() => new Semaphore(0), RangeError);
+});
+
+Deno.test("mapConcurrent runs at most `limit` calls at once, in order, results in order", async () => {
+  let running = 0;
+  let most = 0;
+  const started: number[] = [];
+  const out = await mapConcurrent([1, 2, 3, 4, 5, 6], 2, async (n) => {
+    started.push(n);
+    most = Math.max(most, ++running);
+    await tick();
+    running--;
+    return n * 10;
+  });
+  assertEquals([out, started, most], [[10, 20, 30, 40, 50, 60], [1, 2, 3, 4, 5, 6], 2]);
 });

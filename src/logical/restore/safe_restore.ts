@@ -1,6 +1,6 @@
 // `recreate=true` without destroying the target first. pg_restore -C --clean
 // drops the database before it has read a byte of data, so a damaged dump
-// used to leave an empty database behind. Here the archive is restored into
+// leaves an empty database behind. Here the archive is restored into
 // a fresh temporary database; only when that has fully succeeded is the old
 // database renamed away, the new one renamed into place, and the old one
 // dropped. A failure drops the temporary database and leaves the target as
@@ -36,21 +36,30 @@
 //   two differ, the archive's CREATE DATABASE and property statements are
 //   applied under the selected name.
 // - The temporary copy is guarded by a process that outlives this one
-//   (src/logical/drop_guard.ts): plakar SIGKILLs its plugins when it is
+//   (src/logical/restore/drop_guard.ts): plakar SIGKILLs its plugins when it is
 //   interrupted, and no cleanup of ours would run then.
 // Cost: the server holds both databases until the swap (twice the disk);
 // `atomic=false` restores the old drop-first behaviour for when disk is short.
 
-import type { ExportOptions } from "../pg/config.ts";
-import { type ArchiveToc, asciiText, readArchiveToc } from "../pg/archive_toc.ts";
-import { error as logError, warn } from "../pg/log.ts";
+import type { ExportOptions } from "../../pg/config.ts";
+import {
+  ArchiveFormatError,
+  type ArchiveToc,
+  asciiText,
+  readArchiveToc,
+} from "../../pg/archive_toc.ts";
+import { error as logError, warn } from "../../pg/log.ts";
 import { DropGuard } from "./drop_guard.ts";
 import { scriptGuard, ScriptRefusedError } from "./psql_guard.ts";
-import { connArgs, dbnameArg, toolEnv, toolPath, toolWithInput, withRole } from "../pg/tools.ts";
-import { concatBytes } from "../proc/bytes.ts";
+import { toolEnv, toolPath, toolWithInput, withRole } from "../../pg/tools.ts";
+import { psqlArgv } from "./psql_argv.ts";
+import { concatBytes } from "../../proc/bytes.ts";
 
-/** Databases that are never dropped or swapped (restored in place instead). */
-const ALWAYS_PRESENT = ["postgres", "template1"];
+/**
+ * Databases every cluster has, never dropped or swapped: recreate=true
+ * restores them in place, with clean=true's drops of their objects.
+ */
+export const ALWAYS_PRESENT: readonly string[] = ["postgres", "template1"];
 
 const enc = new TextEncoder();
 
@@ -207,6 +216,8 @@ export function retargetStatements(defn: Uint8Array, from: Uint8Array, to: strin
 
 export interface SafeRecreate {
   opts: ExportOptions;
+  /** Where the restore's psql runs from (its chosen tools); undefined: PATH. */
+  binDir: string | undefined;
   /** The database the user selected (database=, or the file's name): the one replaced. */
   target: string;
   /** The snapshot file, for messages. */
@@ -220,12 +231,11 @@ async function readToc(input: ReadableStream<Uint8Array>) {
   try {
     return await readArchiveToc(input);
   } catch (e) {
-    const message = (e as Error).message;
     // Only a format this reader does not know is a reason to fall back: a
     // damaged file would fail pg_restore -C too, after it dropped the target.
-    if (!/not one this reader knows/.test(message)) throw e;
+    if (!(e instanceof ArchiveFormatError)) throw e;
     throw new Error(
-      `${message}; to restore it with pg_restore -C (dropping the database first), set atomic=false`,
+      `${e.message}; to restore it with pg_restore -C (dropping the database first), set atomic=false`,
       { cause: e },
     );
   }
@@ -301,13 +311,13 @@ export async function recreateViaTemporary(
   for (const statement of [meta.createDefn, ...properties]) {
     if (statement) await assertPlainSql(statement, own);
   }
-  const sql = new SqlRunner(spec.opts);
+  const sql = new SqlRunner(spec.opts, spec.binDir);
   const names = workNames(spec.target);
   const head = enc.encode(RAW_BYTES);
   const kept = `${JSON.stringify(spec.target)} was left as it was`;
   // Armed before the temporary database exists: from then on, whatever
   // ends this process, it is dropped.
-  const guard = await DropGuard.arm(spec.opts, names.temporary);
+  const guard = await DropGuard.arm(spec.opts, spec.binDir, names.temporary);
   try {
     try {
       const create = meta.createDefn
@@ -509,7 +519,7 @@ function dropScript(name: string): Uint8Array {
 
 /** Runs SQL scripts through psql on the maintenance database, stopping at the first error. */
 class SqlRunner {
-  constructor(readonly opts: ExportOptions) {}
+  constructor(readonly opts: ExportOptions, readonly binDir: string | undefined) {}
 
   async run(
     script: Uint8Array,
@@ -519,16 +529,8 @@ class SqlRunner {
     const opts = this.opts;
     await toolWithInput(
       {
-        bin: toolPath(opts.pgBinDir, "psql"),
-        args: [
-          ...connArgs(opts.conn),
-          "-X",
-          "-q",
-          "-v",
-          "ON_ERROR_STOP=1",
-          "-d",
-          dbnameArg("postgres"),
-        ],
+        bin: toolPath(this.binDir, "psql"),
+        args: psqlArgv(opts.conn, "postgres", "stop"),
         env: withRole(await toolEnv(opts.conn), opts.role),
         what: `(${what})`,
         secrets: [opts.conn.password],

@@ -1,6 +1,6 @@
 // The Deno permissions the three executables run with, in both kinds of
 // build (the flags of `deno compile`, and of `deno run` in the launchers):
-// never -A. Each entry says why it is needed; the README lists the same.
+// never -A. Each entry says why it is needed; docs/packaging.md lists the same.
 //
 // Most of them cannot be scoped to a list fixed at build time, because the
 // paths, hosts and programs involved are named by the user in the connector's

@@ -8,10 +8,10 @@ import { Buffer } from "node:buffer";
 import { Duplex } from "node:stream";
 import { create, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
-import * as imp from "../../src/kloset/gen/importer_pb.ts";
-import * as exp from "../../src/kloset/gen/exporter_pb.ts";
-import { type Record as PbRecord, RecordSchema } from "../../src/kloset/gen/connectors_pb.ts";
-import { fileInfoToPb } from "../../src/kloset/convert.ts";
+import * as imp from "../src/kloset/gen/importer_pb.ts";
+import * as exp from "../src/kloset/gen/exporter_pb.ts";
+import { type Record as PbRecord, RecordSchema } from "../src/kloset/gen/connectors_pb.ts";
+import { fileInfoToPb } from "../src/kloset/convert.ts";
 
 /** A gRPC error returned by the plugin. */
 export class StatusError extends Error {

@@ -20,7 +20,7 @@ async function locate(): Promise<string> {
   if (env) return env;
   const p = await onPath();
   if (p) return p;
-  const script = new URL("../../tasks/build_plakar.sh", import.meta.url).pathname;
+  const script = new URL("../tasks/build_plakar.sh", import.meta.url).pathname;
   const out = await new Deno.Command("sh", { args: [script], stdout: "piped", stderr: "inherit" })
     .output();
   if (!out.success) throw new Error("could not build plakar (tasks/build_plakar.sh failed)");

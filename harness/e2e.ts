@@ -2,8 +2,8 @@
 // kind that builds without network), and a plakar "user" per test: its own
 // HOME with the package installed and a plaintext store.
 
-import { build } from "../../tasks/build.ts";
-import { installPackage } from "../../tasks/install.ts";
+import { build } from "./build.ts";
+import { installPackage } from "./install.ts";
 import { plakarBin } from "./plakar.ts";
 
 let built: Promise<string> | undefined;

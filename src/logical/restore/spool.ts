@@ -13,9 +13,9 @@
 // shutdown.
 
 import { statfs } from "node:fs/promises";
-import { registerTempFile, removeTempFile } from "../proc/temp_files.ts";
-import { messageBuffers } from "../proc/buffer_pool.ts";
-import { descriptorOf } from "../proc/libc.ts";
+import { registerTempFile, removeTempFile } from "../../proc/temp_files.ts";
+import { messageBuffers } from "../../proc/buffer_pool.ts";
+import { descriptorOf } from "../../proc/libc.ts";
 
 /** The system temp directory, as Deno.makeTempFile picks it. */
 export function systemTempDir(): string {
@@ -144,7 +144,9 @@ export async function spool(
         try {
           off += await file.write(value.subarray(off));
         } catch (e) {
-          const full = /No space left|os error 28|quota/i.test((e as Error).message);
+          // Deno gives the errno's name: the disk, or the user's quota, is full.
+          const code = (e as { code?: string }).code;
+          const full = code === "ENOSPC" || code === "EDQUOT";
           throw new Error(
             full
               ? `Cannot spool the dump to ${dir} (spool_dir): the disk filled after ${

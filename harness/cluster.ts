@@ -6,7 +6,7 @@
 
 // @ts-types="@types/pg"
 import pg from "pg";
-import { dbnameArg } from "../../src/pg/tools.ts";
+import { dbnameArg } from "../src/pg/tools.ts";
 
 const APT_BIN = "/usr/lib/postgresql/15/bin";
 

@@ -18,9 +18,10 @@
 // is plain and fails while one remains. `\r` empties the buffer: `rearm`
 // puts another name in it, `disarm` empties it and lets psql quit.
 
-import type { ExportOptions } from "../pg/config.ts";
-import { warn } from "../pg/log.ts";
-import { connArgs, dbnameArg, toolEnv, toolPath, withRole } from "../pg/tools.ts";
+import type { ExportOptions } from "../../pg/config.ts";
+import { warn } from "../../pg/log.ts";
+import { toolEnv, toolPath, withRole } from "../../pg/tools.ts";
+import { psqlArgv } from "./psql_argv.ts";
 
 const enc = new TextEncoder();
 
@@ -56,11 +57,16 @@ export class DropGuard {
    * Starts the guard holding the drop of `database`. When psql cannot start
    * or connect, warns and returns a guard that does nothing: the restore
    * still cleans up after itself on every path this process lives through.
+   * psql is run from `binDir` (the restore's chosen tools), else from PATH.
    */
-  static async arm(opts: ExportOptions, database: string): Promise<DropGuard> {
+  static async arm(
+    opts: ExportOptions,
+    binDir: string | undefined,
+    database: string,
+  ): Promise<DropGuard> {
     const guard = new DropGuard();
     try {
-      await guard.#start(opts, database);
+      await guard.#start(opts, binDir, database);
     } catch (e) {
       guard.#kill();
       await guard.#stop();
@@ -73,9 +79,9 @@ export class DropGuard {
     return guard;
   }
 
-  async #start(opts: ExportOptions, database: string): Promise<void> {
-    this.#child = new Deno.Command(toolPath(opts.pgBinDir, "psql"), {
-      args: [...connArgs(opts.conn), "-X", "-q", "-d", dbnameArg("postgres")],
+  async #start(opts: ExportOptions, binDir: string | undefined, database: string): Promise<void> {
+    this.#child = new Deno.Command(toolPath(binDir, "psql"), {
+      args: psqlArgv(opts.conn, "postgres", "continue"),
       env: withRole(await toolEnv(opts.conn), opts.role),
       stdin: "piped",
       stdout: "piped",

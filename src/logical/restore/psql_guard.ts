@@ -26,8 +26,10 @@
 // META_LINE_MAX bytes) and a dollar quote's tag are held, so memory does not
 // depend on the script's size.
 
+import { PluginError } from "../../errors.ts";
+
 /** The first problem found in a script: psql never got the line it is on. */
-export class ScriptRefusedError extends Error {
+export class ScriptRefusedError extends PluginError {
   constructor(
     /** 1-based line of the refused text in the script. */
     readonly line: number,
@@ -36,7 +38,7 @@ export class ScriptRefusedError extends Error {
     /** The meta-command or variable concerned (`\!`, `:LAST_ERROR_MESSAGE`), when there is one. */
     readonly command?: string,
   ) {
-    super(`line ${line}: ${detail}`);
+    super("invalid-argument", `line ${line}: ${detail}`);
     this.name = "ScriptRefusedError";
   }
 }

@@ -5,7 +5,6 @@
 // @ts-types="@types/pg"
 import pg from "pg";
 import type { Cluster } from "./cluster.ts";
-import { assertEquals } from "./assert.ts";
 
 export const AWKWARD_DB = `we"ird-db 名前 %41/x=y`;
 
@@ -89,14 +88,6 @@ export async function snapshotRoles(c: Cluster): Promise<unknown> {
       WHERE r.rolname NOT LIKE 'pg\\_%'
       ORDER BY 1`,
   );
-}
-
-/** Asserts the target reproduces the source's roles and each database. */
-export async function assertSameClusters(src: Cluster, dst: Cluster, dbs: string[]): Promise<void> {
-  assertEquals(await snapshotRoles(dst), await snapshotRoles(src), "roles differ");
-  for (const db of dbs) {
-    assertEquals(await snapshotDb(dst, db), await snapshotDb(src, db), `database ${db} differs`);
-  }
 }
 
 /** A password-verifying login: proves the role's password hash was restored. */
