@@ -58,12 +58,10 @@ const TOOL_FAILURES: [RegExp, ErrorKind, string?][] = [
   [/permission denied|must be superuser|must be owner/, "permission-denied", "42501"],
 ];
 
-/** The kind of a tool's failure, from how it ended and what it printed. */
-export function toolFailureKind(exitCode: number | null, detail: string): ErrorKind {
-  return toolFailure(exitCode, detail).kind;
-}
-
-/** The kind of a tool's failure and the SQLSTATE its words stand for, when they do. */
+/**
+ * The kind of a tool's failure, from how it ended and what it printed, and
+ * the SQLSTATE its words stand for, when they do.
+ */
 function toolFailure(
   exitCode: number | null,
   detail: string,

@@ -58,20 +58,22 @@ export class SpoolFile implements AsyncDisposable {
    * @param path what a tool opens to read the dump: the open descriptor's
    * /proc path once the name is unlinked, else the file's name
    * @param size the bytes written
-   * @param file the descriptor that keeps an unlinked file alive
-   * @param named whether the file still has a name on disk to remove
+   * @param file the descriptor that keeps an unlinked file alive; without
+   * it, the file still has its name on disk, which remove() deletes
    */
   constructor(
     readonly path: string,
     readonly size: number,
     readonly file?: Deno.FsFile,
-    readonly named = true,
   ) {}
   async remove(): Promise<void> {
+    if (!this.file) {
+      await removeTempFile(this.path);
+      return;
+    }
     try {
-      this.file?.close();
+      this.file.close();
     } catch { /* already closed */ }
-    if (this.named) await removeTempFile(this.path);
   }
   async [Symbol.asyncDispose](): Promise<void> {
     await this.remove();
@@ -162,7 +164,7 @@ export async function spool(
       messageBuffers.giveBack(value);
     }
     complete = true;
-    if (readPath !== undefined) return new SpoolFile(readPath, written, file, false);
+    if (readPath !== undefined) return new SpoolFile(readPath, written, file);
     file.close();
     return new SpoolFile(path, written);
   } catch (e) {
