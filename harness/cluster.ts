@@ -142,8 +142,36 @@ export async function embeddedBinDir(major: number): Promise<{ bin: string; lib:
   return { bin: `${native}/bin`, lib: `${native}/lib` };
 }
 
+/**
+ * A server the tests reach as its superuser over TCP: a throwaway Cluster,
+ * or a server started on a data directory restored from a snapshot.
+ */
+export abstract class SuperuserServer {
+  abstract readonly host: string;
+  abstract readonly port: number;
+  abstract readonly superuser: string;
+  abstract readonly password: string | undefined;
+  /** Set when the server takes TLS (its certificate is not checked: test use only). */
+  abstract readonly tls: unknown;
+
+  /** Runs SQL through npm:pg as the superuser and returns the rows. */
+  async query<T = Record<string, unknown>>(
+    sql: string,
+    database = "postgres",
+    params: unknown[] = [],
+  ): Promise<T[]> {
+    return await queryServer<T>(
+      { host: this.host, port: this.port, user: this.superuser, password: this.password },
+      sql,
+      database,
+      params,
+      this.tls ? { rejectUnauthorized: false } : false,
+    );
+  }
+}
+
 /** A running throwaway cluster. Dispose to stop it and remove its files. */
-export class Cluster implements AsyncDisposable {
+export class Cluster extends SuperuserServer implements AsyncDisposable {
   readonly host = "127.0.0.1";
   readonly superuser = "postgres";
   private constructor(
@@ -154,7 +182,9 @@ export class Cluster implements AsyncDisposable {
     readonly binDir: string,
     readonly env: Record<string, string>,
     readonly password: string | undefined,
-  ) {}
+  ) {
+    super();
+  }
   /** CA, server and client certificates, when started with `tls`. */
   tls: TlsFiles | undefined;
 
@@ -277,21 +307,6 @@ export class Cluster implements AsyncDisposable {
       ? `${encodeURIComponent(user)}:${encodeURIComponent(password)}`
       : encodeURIComponent(user);
     return `postgres://${auth}@${this.host}:${this.port}/${encodeURIComponent(database)}`;
-  }
-
-  /** Runs SQL through npm:pg as the superuser and returns the rows. */
-  async query<T = Record<string, unknown>>(
-    sql: string,
-    database = "postgres",
-    params: unknown[] = [],
-  ): Promise<T[]> {
-    return await queryServer<T>(
-      { host: this.host, port: this.port, user: this.superuser, password: this.password },
-      sql,
-      database,
-      params,
-      this.tls ? { rejectUnauthorized: false } : false,
-    );
   }
 
   /** Runs a SQL script through psql (multiple statements, CREATE DATABASE, etc.). */

@@ -39,7 +39,7 @@ export const CONNECTORS: ConnectorEntry[] = [
   {
     type: "importer",
     executable: "postgresqlBinImporter",
-    protocols: ["postgres+bin"],
+    protocols: ["postgres+bin", "postgres+wal"],
     validator: "./schemas/bin_importer.json",
     entry: "src/main/bin_importer.ts",
   },

@@ -23,11 +23,11 @@ import {
   type OptionDecl,
   optionDecl,
   optionsFor,
-  protocolOf,
   REQUIREMENTS,
-  SCHEMES,
+  schemeOf,
   type Scope,
   SCOPES,
+  URI_SCHEMES,
 } from "../src/pg/options.ts";
 import { type ConnectorEntry, CONNECTORS } from "./package_manifest.ts";
 
@@ -90,9 +90,9 @@ function anyCase(s: string): string {
     .join("");
 }
 
-/** The schema of one option's value in a protocol. */
+/** The schema of one option's value in a scheme. */
 export function valueSchema(decl: OptionDecl, scope: Scope): Schema {
-  const protocol = protocolOf(scope);
+  const scheme = schemeOf(scope);
   const s: Schema = { type: "string", description: describe(decl, scope) };
   if (decl.default !== undefined) s.default = decl.default;
   const t = decl.type;
@@ -123,7 +123,7 @@ export function valueSchema(decl: OptionDecl, scope: Scope): Schema {
       s.pattern = `^$|^${rangePattern(1, DURATION_MAX)}(?:${DURATION_UNITS.join("|")})?$`;
       break;
     case "uri":
-      s.pattern = `^$|^(?:${SCHEMES[protocol].map(anyCase).join("|")})://`;
+      s.pattern = `^$|^(?:${URI_SCHEMES[scheme].map(anyCase).join("|")})://`;
       break;
     case "pem":
       s.pattern = "^$|-----BEGIN";
@@ -176,7 +176,7 @@ export function scopeSchema(scope: Scope): Schema {
   for (const r of REQUIREMENTS) {
     if (!r.scopes.includes(scope)) continue;
     rules.push({
-      description: `${r.option}: ${r.message(protocolOf(scope))}`,
+      description: `${r.option}: ${r.message(schemeOf(scope))}`,
       anyOf: r.anyOf.map((name) => ({
         required: [name],
         properties: { [name]: { type: "string", minLength: 1 } },
@@ -203,14 +203,14 @@ export function validatorSchema(c: ConnectorEntry): Schema {
   // The first protocol is the default (a configuration without location).
   let rules = scopeSchema(scopes[0]);
   for (const scope of scopes.slice(1)) {
-    const protocol = protocolOf(scope);
+    const scheme = schemeOf(scope);
     rules = {
       if: {
         required: ["location"],
         properties: {
           location: {
             type: "string",
-            pattern: `^(?:${SCHEMES[protocol].map(anyCase).join("|")})://`,
+            pattern: `^(?:${URI_SCHEMES[scheme].map(anyCase).join("|")})://`,
           },
         },
       },

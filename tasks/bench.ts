@@ -42,7 +42,7 @@ import {
   serveDumpToGoReader,
   serveRestoreOverProtocol,
 } from "./bench_protocol.ts";
-import { best, fmt, say, sh } from "./bench_util.ts";
+import { best, fmt, freshStore, say, sh } from "./bench_util.ts";
 import { benchParallel } from "./bench_parallel.ts";
 import { benchMany } from "./bench_many.ts";
 import { benchPhysical } from "./bench_physical.ts";
@@ -93,6 +93,18 @@ async function restoreThrough(u: PlakarUser, c: Cluster, db: string): Promise<nu
   )).seconds;
 }
 
+/** The database benched in sections 1 to 3 and its dump. */
+interface Setup {
+  src: Cluster;
+  /** pg_dump and pg_restore's connection options for `src`. */
+  conn: string;
+  /** A temporary directory, removed at the end. */
+  dir: string;
+  dumpFile: string;
+  /** The dump's size in bytes. */
+  size: number;
+}
+
 async function main() {
   say(`bench: building a database of about ${MB} MiB (PostgreSQL 15)...`);
   await using src = await Cluster.start({ conf: ["shared_buffers = 256MB", "max_wal_size = 4GB"] });
@@ -104,190 +116,202 @@ async function main() {
     await sh(`${BIN}/pg_dump ${conn} -Fc -Z0 -f ${dumpFile} bench`);
     const size = (await Deno.stat(dumpFile)).size;
     say(`bench: dump size ${fmt(size / 1024 ** 2, 0)} MiB`);
-
-    // 1. dump
-    const reader = await goReader();
-    if (!reader) say("bench: Go not found: the importer is read by the Deno test host instead");
-    const bareDump: number[] = [];
-    const pluginDump: number[] = [];
-    const grpcDump: number[] = [];
-    let figures: { peakRssBytes: number; cpuSeconds: number } | undefined;
-    let grpcFigures: ReaderFigures | undefined;
-    const uri = `postgres://postgres@127.0.0.1:${src.port}/bench`;
-    for (let i = 0; i < ROUNDS; i++) {
-      bareDump.push(
-        (await timed(() => sh(`${BIN}/pg_dump ${conn} -Fc -Z0 bench > /dev/null`))).seconds,
-      );
-      if (reader) {
-        const lean = await serveDumpToGoReader(reader, uri, true);
-        pluginDump.push(lean.seconds);
-        if (!figures || lean.seconds <= best(pluginDump)) figures = lean;
-        grpcFigures = await serveDumpToGoReader(reader, uri, false);
-        grpcDump.push(grpcFigures.seconds);
-      } else {
-        const r = await timed(() => serveDumpOverProtocol(uri));
-        pluginDump.push(r.seconds);
-        figures = r.value;
-      }
-    }
-    const dumpRatio = best(bareDump) / best(pluginDump);
-    say("");
-    say("== dump (best of " + ROUNDS + ")");
-    say(
-      `bare pg_dump -Fc -Z0 > /dev/null : ${fmt(best(bareDump))} s  (${
-        fmt(size / GiB / best(bareDump))
-      } GiB/s)`,
-    );
-    say(
-      `importer plugin over protocol    : ${fmt(best(pluginDump))} s  (${
-        fmt(size / GiB / best(pluginDump))
-      } GiB/s; ${reader ? "lean Go HTTP/2 reader" : "Deno test host"})`,
-    );
-    say(`throughput ratio (plugin / bare) : ${fmt(dumpRatio)}  (target >= 0.90)`);
-    if (figures) {
-      say(
-        `plugin peak RSS                  : ${
-          fmt(figures.peakRssBytes / 1024 ** 2, 0)
-        } MiB  (target < 150)`,
-      );
-      say(`plugin CPU per GiB               : ${fmt(figures.cpuSeconds / (size / GiB))} s`);
-    }
-    if (grpcDump.length) {
-      say(
-        `read by plakar's grpc-go client  : ${fmt(best(grpcDump))} s  (ratio ${
-          fmt(best(bareDump) / best(grpcDump))
-        }; the client's own CPU is part of it)`,
-      );
-    }
-
-    // 2. restore
-    const bareRestore: number[] = [];
-    const pluginRestore: number[] = [];
-    let rmeter: ProcessMeter | undefined;
-    for (let i = 0; i < ROUNDS; i++) {
-      await src.query("DROP DATABASE IF EXISTS r1");
-      await src.query("CREATE DATABASE r1");
-      bareRestore.push(
-        (await timed(() => sh(`${BIN}/pg_restore ${conn} -d r1 < ${dumpFile}`))).seconds,
-      );
-      await src.query("DROP DATABASE IF EXISTS r2");
-      await src.query("CREATE DATABASE r2");
-      const r = await timed(() =>
-        serveRestoreOverProtocol(
-          `postgres://postgres@127.0.0.1:${src.port}/r2`,
-          dumpFile,
-          "/00001-r2.dump",
-        )
-      );
-      pluginRestore.push(r.seconds);
-      rmeter = r.value;
-    }
-    say("");
-    say("== restore (best of " + ROUNDS + ")");
-    say(`bare pg_restore < file           : ${fmt(best(bareRestore))} s`);
-    say(`exporter plugin over protocol    : ${fmt(best(pluginRestore))} s`);
-    say(`throughput ratio (plugin / bare) : ${fmt(best(bareRestore) / best(pluginRestore))}`);
-    if (rmeter) {
-      say(`plugin peak RSS                  : ${fmt(rmeter.peakRssBytes / 1024 ** 2, 0)} MiB`);
-      say(`plugin CPU per GiB               : ${fmt(rmeter.cpuSeconds / (size / GiB))} s`);
-    }
-
-    // 3. end to end through plakar
-    await using ours = await PlakarUser.create();
-    const ingestDir = `${dir}/ingest`;
-    await Deno.mkdir(ingestDir);
-    await Deno.rename(dumpFile, `${ingestDir}/00001-bench.dump`);
-    const fileIngest: number[] = [];
-    const ourE2e: number[] = [];
-    const goE2e: number[] = [];
-    const ourRestore: number[] = [];
-    const goRestore: number[] = [];
-    const bareRestoreE2e: number[] = [];
-    const bareDumpFile = `${ingestDir}/00001-bench.dump`;
-    let goUser: PlakarUser | undefined;
-    if (GO_PTAR) {
-      goUser = await PlakarUser.create(GO_PTAR);
-    }
-    try {
-      for (let i = 0; i < ROUNDS; i++) {
-        const fresh = async (u: PlakarUser) => {
-          await Deno.remove(u.store, { recursive: true }).catch(() => {});
-          ok(await u.at("create", "-plaintext"), "create");
-        };
-        await fresh(ours);
-        fileIngest.push(
-          (await timed(async () =>
-            ok(await ours.at("backup", "-no-progress", ingestDir), "file backup")
-          )).seconds,
-        );
-        await src.query("DROP DATABASE IF EXISTS r0");
-        await src.query("CREATE DATABASE r0");
-        bareRestoreE2e.push(
-          (await timed(() => sh(`${BIN}/pg_restore ${conn} -d r0 < ${bareDumpFile}`))).seconds,
-        );
-        await fresh(ours);
-        ourE2e.push(
-          (await timed(async () =>
-            ok(
-              await ours.at(
-                "backup",
-                "-no-progress",
-                `postgres://postgres@127.0.0.1:${src.port}/bench`,
-              ),
-              "backup",
-            )
-          )).seconds,
-        );
-        ourRestore.push(await restoreThrough(ours, src, "r1"));
-        if (goUser) {
-          await fresh(goUser);
-          goE2e.push(
-            (await timed(async () =>
-              ok(
-                await goUser!.at(
-                  "backup",
-                  "-no-progress",
-                  `postgres://postgres@127.0.0.1:${src.port}/bench`,
-                ),
-                "go backup",
-              )
-            )).seconds,
-          );
-          goRestore.push(await restoreThrough(goUser, src, "r2"));
-        }
-      }
-    } finally {
-      await goUser?.[Symbol.asyncDispose]();
-    }
-    say("");
-    say("== end to end through plakar (best of " + ROUNDS + ", alternating)");
-    say(`plakar backup of the dump file   : ${fmt(best(fileIngest))} s`);
-    say(
-      `plakar backup postgres:// (ours) : ${fmt(best(ourE2e))} s  (${
-        fmt(best(ourE2e) / best(fileIngest))
-      }x file ingest)`,
-    );
-    if (goE2e.length) {
-      say(
-        `plakar backup postgres:// (Go)   : ${fmt(best(goE2e))} s  (${
-          fmt(best(goE2e) / best(fileIngest))
-        }x file ingest)`,
-      );
-      say(
-        `ours / Go                        : ${fmt(best(ourE2e) / best(goE2e))}  (target <= 1.00)`,
-      );
-    } else {
-      say(
-        "reference Go plugin not measured (set BENCH_GO_PTAR to its .ptar); target without it: <= 1.9x file ingest",
-      );
-    }
-    say(`bare pg_restore < file (same rounds): ${fmt(best(bareRestoreE2e))} s`);
-    say(`plakar restore -to postgres:// (ours): ${fmt(best(ourRestore))} s`);
-    if (goRestore.length) {
-      say(`plakar restore -to postgres:// (Go)  : ${fmt(best(goRestore))} s`);
-    }
+    const setup: Setup = { src, conn, dir, dumpFile, size };
+    await benchDump(setup);
+    await benchProtocolRestore(setup);
+    reportEndToEnd(await benchEndToEnd(setup));
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** 1. bare pg_dump against the importer plugin read over the protocol. */
+async function benchDump({ src, conn, size }: Setup): Promise<void> {
+  const reader = await goReader();
+  if (!reader) say("bench: Go not found: the importer is read by the Deno test host instead");
+  const bareDump: number[] = [];
+  const pluginDump: number[] = [];
+  const grpcDump: number[] = [];
+  let figures: { peakRssBytes: number; cpuSeconds: number } | undefined;
+  let grpcFigures: ReaderFigures | undefined;
+  const uri = `postgres://postgres@127.0.0.1:${src.port}/bench`;
+  for (let i = 0; i < ROUNDS; i++) {
+    bareDump.push(
+      (await timed(() => sh(`${BIN}/pg_dump ${conn} -Fc -Z0 bench > /dev/null`))).seconds,
+    );
+    if (reader) {
+      const lean = await serveDumpToGoReader(reader, uri, true);
+      pluginDump.push(lean.seconds);
+      if (!figures || lean.seconds <= best(pluginDump)) figures = lean;
+      grpcFigures = await serveDumpToGoReader(reader, uri, false);
+      grpcDump.push(grpcFigures.seconds);
+    } else {
+      const r = await timed(() => serveDumpOverProtocol(uri));
+      pluginDump.push(r.seconds);
+      figures = r.value;
+    }
+  }
+  const dumpRatio = best(bareDump) / best(pluginDump);
+  say("");
+  say("== dump (best of " + ROUNDS + ")");
+  say(
+    `bare pg_dump -Fc -Z0 > /dev/null : ${fmt(best(bareDump))} s  (${
+      fmt(size / GiB / best(bareDump))
+    } GiB/s)`,
+  );
+  say(
+    `importer plugin over protocol    : ${fmt(best(pluginDump))} s  (${
+      fmt(size / GiB / best(pluginDump))
+    } GiB/s; ${reader ? "lean Go HTTP/2 reader" : "Deno test host"})`,
+  );
+  say(`throughput ratio (plugin / bare) : ${fmt(dumpRatio)}  (target >= 0.90)`);
+  if (figures) {
+    say(
+      `plugin peak RSS                  : ${
+        fmt(figures.peakRssBytes / 1024 ** 2, 0)
+      } MiB  (target < 150)`,
+    );
+    say(`plugin CPU per GiB               : ${fmt(figures.cpuSeconds / (size / GiB))} s`);
+  }
+  if (grpcDump.length) {
+    say(
+      `read by plakar's grpc-go client  : ${fmt(best(grpcDump))} s  (ratio ${
+        fmt(best(bareDump) / best(grpcDump))
+      }; the client's own CPU is part of it)`,
+    );
+  }
+}
+
+/** 2. bare pg_restore from the file against the exporter plugin fed it over the protocol. */
+async function benchProtocolRestore({ src, conn, dumpFile, size }: Setup): Promise<void> {
+  const bareRestore: number[] = [];
+  const pluginRestore: number[] = [];
+  let rmeter: ProcessMeter | undefined;
+  for (let i = 0; i < ROUNDS; i++) {
+    await src.query("DROP DATABASE IF EXISTS r1");
+    await src.query("CREATE DATABASE r1");
+    bareRestore.push(
+      (await timed(() => sh(`${BIN}/pg_restore ${conn} -d r1 < ${dumpFile}`))).seconds,
+    );
+    await src.query("DROP DATABASE IF EXISTS r2");
+    await src.query("CREATE DATABASE r2");
+    const r = await timed(() =>
+      serveRestoreOverProtocol(
+        `postgres://postgres@127.0.0.1:${src.port}/r2`,
+        dumpFile,
+        "/00001-r2.dump",
+      )
+    );
+    pluginRestore.push(r.seconds);
+    rmeter = r.value;
+  }
+  say("");
+  say("== restore (best of " + ROUNDS + ")");
+  say(`bare pg_restore < file           : ${fmt(best(bareRestore))} s`);
+  say(`exporter plugin over protocol    : ${fmt(best(pluginRestore))} s`);
+  say(`throughput ratio (plugin / bare) : ${fmt(best(bareRestore) / best(pluginRestore))}`);
+  if (rmeter) {
+    say(`plugin peak RSS                  : ${fmt(rmeter.peakRssBytes / 1024 ** 2, 0)} MiB`);
+    say(`plugin CPU per GiB               : ${fmt(rmeter.cpuSeconds / (size / GiB))} s`);
+  }
+}
+
+/** Section 3's timings, in seconds per round. */
+interface EndToEnd {
+  fileIngest: number[];
+  ourE2e: number[];
+  goE2e: number[];
+  ourRestore: number[];
+  goRestore: number[];
+  bareRestoreE2e: number[];
+}
+
+/**
+ * 3. end to end through plakar: backups of the database through ours (and
+ * the Go plugin), of the dump file, and restores, in alternating rounds. The
+ * dump file moves into a directory of its own for plakar to back up.
+ */
+async function benchEndToEnd({ src, conn, dir, dumpFile }: Setup): Promise<EndToEnd> {
+  await using ours = await PlakarUser.create();
+  const ingestDir = `${dir}/ingest`;
+  await Deno.mkdir(ingestDir);
+  await Deno.rename(dumpFile, `${ingestDir}/00001-bench.dump`);
+  const t: EndToEnd = {
+    fileIngest: [],
+    ourE2e: [],
+    goE2e: [],
+    ourRestore: [],
+    goRestore: [],
+    bareRestoreE2e: [],
+  };
+  const bareDumpFile = `${ingestDir}/00001-bench.dump`;
+  const uri = `postgres://postgres@127.0.0.1:${src.port}/bench`;
+  let goUser: PlakarUser | undefined;
+  if (GO_PTAR) {
+    goUser = await PlakarUser.create(GO_PTAR);
+  }
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      await freshStore(ours);
+      t.fileIngest.push(
+        (await timed(async () =>
+          ok(await ours.at("backup", "-no-progress", ingestDir), "file backup")
+        )).seconds,
+      );
+      await src.query("DROP DATABASE IF EXISTS r0");
+      await src.query("CREATE DATABASE r0");
+      t.bareRestoreE2e.push(
+        (await timed(() => sh(`${BIN}/pg_restore ${conn} -d r0 < ${bareDumpFile}`))).seconds,
+      );
+      await freshStore(ours);
+      t.ourE2e.push(
+        (await timed(async () => ok(await ours.at("backup", "-no-progress", uri), "backup")))
+          .seconds,
+      );
+      t.ourRestore.push(await restoreThrough(ours, src, "r1"));
+      if (goUser) {
+        await freshStore(goUser);
+        t.goE2e.push(
+          (await timed(async () =>
+            ok(await goUser!.at("backup", "-no-progress", uri), "go backup")
+          )).seconds,
+        );
+        t.goRestore.push(await restoreThrough(goUser, src, "r2"));
+      }
+    }
+  } finally {
+    await goUser?.[Symbol.asyncDispose]();
+  }
+  return t;
+}
+
+function reportEndToEnd(t: EndToEnd): void {
+  say("");
+  say("== end to end through plakar (best of " + ROUNDS + ", alternating)");
+  say(`plakar backup of the dump file   : ${fmt(best(t.fileIngest))} s`);
+  say(
+    `plakar backup postgres:// (ours) : ${fmt(best(t.ourE2e))} s  (${
+      fmt(best(t.ourE2e) / best(t.fileIngest))
+    }x file ingest)`,
+  );
+  if (t.goE2e.length) {
+    say(
+      `plakar backup postgres:// (Go)   : ${fmt(best(t.goE2e))} s  (${
+        fmt(best(t.goE2e) / best(t.fileIngest))
+      }x file ingest)`,
+    );
+    say(
+      `ours / Go                        : ${fmt(best(t.ourE2e) / best(t.goE2e))}  (target <= 1.00)`,
+    );
+  } else {
+    say(
+      "reference Go plugin not measured (set BENCH_GO_PTAR to its .ptar); target without it: <= 1.9x file ingest",
+    );
+  }
+  say(`bare pg_restore < file (same rounds): ${fmt(best(t.bareRestoreE2e))} s`);
+  say(`plakar restore -to postgres:// (ours): ${fmt(best(t.ourRestore))} s`);
+  if (t.goRestore.length) {
+    say(`plakar restore -to postgres:// (Go)  : ${fmt(best(t.goRestore))} s`);
   }
 }
 

@@ -17,7 +17,7 @@
 
 import { Cluster } from "../harness/cluster.ts";
 import { ok, PlakarUser } from "../harness/e2e.ts";
-import { best, fmt, say, seconds, sh } from "./bench_util.ts";
+import { best, fmt, freshStore, say, seconds, sh } from "./bench_util.ts";
 import { buildManifest } from "../src/pg/manifest.ts";
 
 const DBS = Number(Deno.env.get("BENCH_DBS") ?? "300");
@@ -60,73 +60,84 @@ export async function benchMany(): Promise<void> {
   const goUser = GO_PTAR ? await PlakarUser.create(GO_PTAR) : undefined;
   try {
     await populate(src, DBS, dir);
-    const conn = `-h 127.0.0.1 -p ${src.port} -U postgres`;
-    const loop = `for db in $(${BIN}/psql -X -At ${conn} -d postgres -c ` +
-      `"SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1"); do ` +
-      `${BIN}/pg_dump ${conn} -Fc -Z0 -d "$db" > /dev/null || exit 1; done`;
-    const uri = `postgres://postgres@127.0.0.1:${src.port}/`;
-    const fresh = async (u: PlakarUser) => {
-      await Deno.remove(u.store, { recursive: true }).catch(() => {});
-      ok(await u.at("create", "-plaintext"), "create");
-    };
-    const backup = async (u: PlakarUser, what: string) => {
-      await fresh(u);
-      return await seconds(async () => ok(await u.at("backup", "-no-progress", uri), what));
-    };
-    const bare: number[] = [];
-    const manifest: number[] = [];
-    const ourBackup: number[] = [];
-    const goBackup: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      bare.push(await seconds(() => sh(loop)));
-      manifest.push(
-        await seconds(() =>
-          buildManifest({
-            conn: {
-              host: "127.0.0.1",
-              port: src.port,
-              username: "postgres",
-              sslMode: "prefer",
-              connectTimeout: 10,
-            },
-            connector: "postgresql",
-            dumpFormat: "custom",
-          })
-        ),
-      );
-      ourBackup.push(await backup(ours, "backup"));
-      if (goUser) goBackup.push(await backup(goUser, "go backup"));
-    }
+    const rounds = await manyRounds(src, ours, goUser);
     const [snap] = await ours.snapshots();
     const dumps = ok(await ours.at("ls", `${snap}:/`), "ls").stdout.split("\n")
       .filter((l) => l.trim().endsWith(".dump")).length;
-    say("");
-    say(`== ${DBS} small databases, ${dumps} dumps (best of ${ROUNDS}, alternating)`);
-    say(`bare pg_dump loop > /dev/null     : ${fmt(best(bare))} s`);
-    say(`manifest alone (buildManifest)    : ${fmt(best(manifest))} s`);
-    say(
-      `plakar backup postgres:// (ours)  : ${fmt(best(ourBackup))} s  (${
-        fmt(best(ourBackup) / best(bare))
-      }x the bare loop; target <= 1.30)`,
-    );
-    if (goBackup.length) {
-      say(
-        `plakar backup postgres:// (Go)    : ${fmt(best(goBackup))} s  (${
-          fmt(best(goBackup) / best(bare))
-        }x the bare loop)`,
-      );
-      say(`ours / Go                         : ${fmt(best(ourBackup) / best(goBackup))}`);
-    }
-    const list = (xs: number[]) => xs.map((x) => fmt(x)).join(" ");
-    say(
-      `every round (s): bare ${list(bare)}; manifest ${list(manifest)}; ours ${list(ourBackup)}${
-        goBackup.length ? `; Go ${list(goBackup)}` : ""
-      }`,
-    );
+    report(rounds, dumps);
   } finally {
     await goUser?.[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** Section 6's timings, one per round. */
+interface Many {
+  bare: number[];
+  manifest: number[];
+  ourBackup: number[];
+  goBackup: number[];
+}
+
+/** Rounds of the bare pg_dump loop, the manifest alone, and backups through ours (and Go). */
+async function manyRounds(src: Cluster, ours: PlakarUser, goUser?: PlakarUser): Promise<Many> {
+  const conn = `-h 127.0.0.1 -p ${src.port} -U postgres`;
+  const loop = `for db in $(${BIN}/psql -X -At ${conn} -d postgres -c ` +
+    `"SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1"); do ` +
+    `${BIN}/pg_dump ${conn} -Fc -Z0 -d "$db" > /dev/null || exit 1; done`;
+  const uri = `postgres://postgres@127.0.0.1:${src.port}/`;
+  const backup = async (u: PlakarUser, what: string) => {
+    await freshStore(u);
+    return await seconds(async () => ok(await u.at("backup", "-no-progress", uri), what));
+  };
+  const t: Many = { bare: [], manifest: [], ourBackup: [], goBackup: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    t.bare.push(await seconds(() => sh(loop)));
+    t.manifest.push(
+      await seconds(() =>
+        buildManifest({
+          conn: {
+            host: "127.0.0.1",
+            port: src.port,
+            username: "postgres",
+            sslMode: "prefer",
+            connectTimeout: 10,
+          },
+          connector: "postgresql",
+          dumpFormat: "custom",
+        })
+      ),
+    );
+    t.ourBackup.push(await backup(ours, "backup"));
+    if (goUser) t.goBackup.push(await backup(goUser, "go backup"));
+  }
+  return t;
+}
+
+function report({ bare, manifest, ourBackup, goBackup }: Many, dumps: number): void {
+  say("");
+  say(`== ${DBS} small databases, ${dumps} dumps (best of ${ROUNDS}, alternating)`);
+  say(`bare pg_dump loop > /dev/null     : ${fmt(best(bare))} s`);
+  say(`manifest alone (buildManifest)    : ${fmt(best(manifest))} s`);
+  say(
+    `plakar backup postgres:// (ours)  : ${fmt(best(ourBackup))} s  (${
+      fmt(best(ourBackup) / best(bare))
+    }x the bare loop; target <= 1.30)`,
+  );
+  if (goBackup.length) {
+    say(
+      `plakar backup postgres:// (Go)    : ${fmt(best(goBackup))} s  (${
+        fmt(best(goBackup) / best(bare))
+      }x the bare loop)`,
+    );
+    say(`ours / Go                         : ${fmt(best(ourBackup) / best(goBackup))}`);
+  }
+  const list = (xs: number[]) => xs.map((x) => fmt(x)).join(" ");
+  say(
+    `every round (s): bare ${list(bare)}; manifest ${list(manifest)}; ours ${list(ourBackup)}${
+      goBackup.length ? `; Go ${list(goBackup)}` : ""
+    }`,
+  );
 }
 
 if (import.meta.main) await benchMany();

@@ -10,7 +10,7 @@
 
 import { Cluster } from "../harness/cluster.ts";
 import { ok, PlakarUser } from "../harness/e2e.ts";
-import { best, fmt, say, seconds, sh } from "./bench_util.ts";
+import { best, fmt, freshStore, say, seconds, sh } from "./bench_util.ts";
 import { goReader, type ReaderFigures, serveDumpToGoReader } from "./bench_protocol.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
@@ -40,20 +40,30 @@ export async function benchPhysical(): Promise<void> {
   say(`bench: physical backup of a cluster with about ${MB} MiB of data in two databases...`);
   await using c = await Cluster.start({ conf: ["shared_buffers = 128MB", "max_wal_size = 1GB"] });
   await populate(c, MB);
+  report(await physicalRounds(c));
+}
+
+/** Section 7's figures, one per round. */
+interface Physical {
+  bare: number[];
+  relay: number[];
+  lean: ReaderFigures[];
+  oursE2e: number[];
+  goE2e: number[];
+}
+
+/**
+ * Rounds of bare pg_basebackup (alone, and through two copying processes),
+ * the plugin read by the lean reader, and plakar backups through ours and
+ * the Go plugin.
+ */
+async function physicalRounds(c: Cluster): Promise<Physical> {
   const hp = `-h 127.0.0.1 -p ${c.port} -U postgres`;
   const uri = `postgres+bin://postgres@127.0.0.1:${c.port}`;
   const reader = await goReader();
   await using ours = await PlakarUser.create();
   const goUser = GO_PTAR ? await PlakarUser.create(GO_PTAR) : undefined;
-  const bare: number[] = [];
-  const relay: number[] = [];
-  const lean: ReaderFigures[] = [];
-  const oursE2e: number[] = [];
-  const goE2e: number[] = [];
-  const fresh = async (u: PlakarUser) => {
-    await Deno.remove(u.store, { recursive: true }).catch(() => {});
-    ok(await u.at("create", "-plaintext"), "create");
-  };
+  const f: Physical = { bare: [], relay: [], lean: [], oursE2e: [], goE2e: [] };
   const basebackup = `${BIN}/pg_basebackup ${hp} -w -D - -F tar -X fetch`;
   try {
     // Untimed: the runtime's first start after an install compiles and caches the
@@ -64,20 +74,20 @@ export async function benchPhysical(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       // The floor for any plugin on this machine: the same stream through two
       // processes that do nothing but copy it (a relay, then a reader).
-      relay.push(await seconds(() => sh(`${basebackup} | cat | cat > /dev/null`)));
-      bare.push(await seconds(() => sh(`${basebackup} > /dev/null`)));
+      f.relay.push(await seconds(() => sh(`${basebackup} | cat | cat > /dev/null`)));
+      f.bare.push(await seconds(() => sh(`${basebackup} > /dev/null`)));
       if (reader) {
-        lean.push(
+        f.lean.push(
           await serveDumpToGoReader(reader, uri, true, "postgresqlBinImporter", "postgres+bin"),
         );
       }
-      await fresh(ours);
-      oursE2e.push(
+      await freshStore(ours);
+      f.oursE2e.push(
         await seconds(async () => ok(await ours.at("backup", "-no-progress", uri), "backup")),
       );
       if (goUser) {
-        await fresh(goUser);
-        goE2e.push(
+        await freshStore(goUser);
+        f.goE2e.push(
           await seconds(async () =>
             ok(await goUser.at("backup", "-no-progress", uri), "go backup")
           ),
@@ -87,6 +97,10 @@ export async function benchPhysical(): Promise<void> {
   } finally {
     await goUser?.[Symbol.asyncDispose]();
   }
+  return f;
+}
+
+function report({ bare, relay, lean, oursE2e, goE2e }: Physical): void {
   say("");
   say(`== physical (postgres+bin://), best of ${ROUNDS}, alternating`);
   say(`bare pg_basebackup -Ft -X fetch > /dev/null : ${fmt(best(bare))} s`);

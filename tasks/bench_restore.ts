@@ -85,86 +85,105 @@ export async function benchRestore(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "plakar-bench-restore-" });
   const sides: Side[] = [];
   try {
-    const users: [string, PlakarUser][] = [["ours", await PlakarUser.create()]];
-    if (GO_PTAR) users.push(["Go", await PlakarUser.create(GO_PTAR)]);
-    for (const [name, user] of users) {
-      ok(await user.at("backup", "-no-progress", c.uri(DB)), `${name} backup`);
-      const [snap] = await user.snapshots();
-      sides.push({ name, user, snap, times: [], rss: [] });
-    }
+    await backUpSides(c, sides);
     // The bare restore's file is made as the importer makes its dumps (-Fc -Z0).
     const file = `${dir}/${DB}.dump`;
     await sh(`${BIN}/pg_dump -h 127.0.0.1 -p ${c.port} -U postgres -Fc -Z0 -f ${file} ${DB}`);
     const size = (await Deno.stat(file)).size;
-    const bare: number[] = [];
-    const restoreBare = () =>
-      seconds(async () => {
-        await c.query(`DROP DATABASE IF EXISTS ${DB}`);
-        await sh(`${BIN}/pg_restore -h 127.0.0.1 -p ${c.port} -U postgres -C -d postgres ${file}`);
-      });
-    const restoreThrough = async (s: Side) => {
-      const meter = new PeakRss("postgresqlExporter");
-      s.times.push(
-        await seconds(async () =>
-          ok(
-            await s.user.at(
-              "restore",
-              "-o",
-              "recreate=true",
-              "-to",
-              c.uri(),
-              `${s.snap}:/00001-${DB}.dump`,
-            ),
-            `${s.name} restore`,
-          )
-        ),
-      );
-      s.rss.push(meter.stop());
-    };
-    // One warm-up restore each (the first run of a package writes Deno's code
-    // cache), then rounds in a rotating order: what runs first in a round
-    // inherits the checkpoint debt of the round before.
-    for (const s of sides) await restoreThrough(s);
-    for (const s of sides) s.times.length = s.rss.length = 0;
-    const runs: (() => Promise<void>)[] = [
-      async () => void bare.push(await restoreBare()),
-      ...sides.map((s) => () => restoreThrough(s)),
-    ];
-    for (let i = 0; i < ROUNDS; i++) {
-      for (let k = 0; k < runs.length; k++) await runs[(i + k) % runs.length]();
-    }
-    say("");
-    say(
-      `== restore recreate=true through plakar, ${
-        fmt(size / 1024 ** 2, 0)
-      } MiB dump (best of ${ROUNDS}, alternating)`,
-    );
-    say(
-      `bare pg_restore -C from a file   : ${fmt(best(bare))} s  (rounds: ${
-        bare.map((t) => fmt(t)).join(", ")
-      })`,
-    );
-    for (const s of sides) {
-      say(
-        `plakar restore (${s.name.padEnd(4)})           : ${fmt(best(s.times))} s  (${
-          fmt(best(s.times) / best(bare))
-        }x bare; rounds: ${s.times.map((t) => fmt(t)).join(", ")}), exporter peak RSS ${
-          fmt(Math.max(...s.rss), 0)
-        } MiB`,
-      );
-    }
-    if (sides.length === 2) {
-      say(
-        `ours / Go                        : ${
-          fmt(best(sides[0].times) / best(sides[1].times))
-        } best, ${
-          fmt(median(sides[0].times) / median(sides[1].times))
-        } median  (target <= 1.00; ours peak RSS target < 120 MiB)`,
-      );
-    }
+    const bare = await restoreRounds(c, sides, file);
+    report(sides, bare, size);
   } finally {
     for (const s of sides) await s.user[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A snapshot of the database through ours (and the Go plugin), each added to `sides` once made. */
+async function backUpSides(c: Cluster, sides: Side[]): Promise<void> {
+  const users: [string, PlakarUser][] = [["ours", await PlakarUser.create()]];
+  if (GO_PTAR) users.push(["Go", await PlakarUser.create(GO_PTAR)]);
+  for (const [name, user] of users) {
+    ok(await user.at("backup", "-no-progress", c.uri(DB)), `${name} backup`);
+    const [snap] = await user.snapshots();
+    sides.push({ name, user, snap, times: [], rss: [] });
+  }
+}
+
+/**
+ * Restores of each side and bare pg_restore -C of `file`: one warm-up each,
+ * then ROUNDS rounds; the sides' figures go into them, the bare timings are
+ * returned.
+ */
+async function restoreRounds(c: Cluster, sides: Side[], file: string): Promise<number[]> {
+  const bare: number[] = [];
+  const restoreBare = () =>
+    seconds(async () => {
+      await c.query(`DROP DATABASE IF EXISTS ${DB}`);
+      await sh(`${BIN}/pg_restore -h 127.0.0.1 -p ${c.port} -U postgres -C -d postgres ${file}`);
+    });
+  const restoreThrough = async (s: Side) => {
+    const meter = new PeakRss("postgresqlExporter");
+    s.times.push(
+      await seconds(async () =>
+        ok(
+          await s.user.at(
+            "restore",
+            "-o",
+            "recreate=true",
+            "-to",
+            c.uri(),
+            `${s.snap}:/00001-${DB}.dump`,
+          ),
+          `${s.name} restore`,
+        )
+      ),
+    );
+    s.rss.push(meter.stop());
+  };
+  // One warm-up restore each (the first run of a package writes Deno's code
+  // cache), then rounds in a rotating order: what runs first in a round
+  // inherits the checkpoint debt of the round before.
+  for (const s of sides) await restoreThrough(s);
+  for (const s of sides) s.times.length = s.rss.length = 0;
+  const runs: (() => Promise<void>)[] = [
+    async () => void bare.push(await restoreBare()),
+    ...sides.map((s) => () => restoreThrough(s)),
+  ];
+  for (let i = 0; i < ROUNDS; i++) {
+    for (let k = 0; k < runs.length; k++) await runs[(i + k) % runs.length]();
+  }
+  return bare;
+}
+
+function report(sides: Side[], bare: number[], size: number): void {
+  say("");
+  say(
+    `== restore recreate=true through plakar, ${
+      fmt(size / 1024 ** 2, 0)
+    } MiB dump (best of ${ROUNDS}, alternating)`,
+  );
+  say(
+    `bare pg_restore -C from a file   : ${fmt(best(bare))} s  (rounds: ${
+      bare.map((t) => fmt(t)).join(", ")
+    })`,
+  );
+  for (const s of sides) {
+    say(
+      `plakar restore (${s.name.padEnd(4)})           : ${fmt(best(s.times))} s  (${
+        fmt(best(s.times) / best(bare))
+      }x bare; rounds: ${s.times.map((t) => fmt(t)).join(", ")}), exporter peak RSS ${
+        fmt(Math.max(...s.rss), 0)
+      } MiB`,
+    );
+  }
+  if (sides.length === 2) {
+    say(
+      `ours / Go                        : ${
+        fmt(best(sides[0].times) / best(sides[1].times))
+      } best, ${
+        fmt(median(sides[0].times) / median(sides[1].times))
+      } median  (target <= 1.00; ours peak RSS target < 120 MiB)`,
+    );
   }
 }
 

@@ -1,5 +1,7 @@
 // What every bench section shares: printing, rounding, the best of N rounds,
-// and timing one step.
+// timing one step, and an empty store for a round.
+
+import { ok, type PlakarUser } from "../harness/e2e.ts";
 
 export const say = (s: string) => console.log(s);
 export const fmt = (n: number, d = 2) => n.toFixed(d);
@@ -21,4 +23,10 @@ export async function sh(cmd: string, env: Record<string, string> = {}): Promise
     stderr: "piped",
   }).output();
   if (!r.success) throw new Error(`${cmd}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+/** An empty store for `u`, in place of the previous round's. */
+export async function freshStore(u: PlakarUser): Promise<void> {
+  await Deno.remove(u.store, { recursive: true }).catch(() => {});
+  ok(await u.at("create", "-plaintext"), "create");
 }

@@ -3,6 +3,8 @@
 // to the Importer and Exporter services (acknowledgements, held readers,
 // draining, errors turned into gRPC statuses).
 
+import type { Runtime } from "../proc/runtime.ts";
+
 /** FileInfo.mode is Go's io/fs.FileMode: connectors build it with goMode (./mode.ts). */
 export { type EntryType, goMode } from "./mode.ts";
 
@@ -148,5 +150,9 @@ export interface ExporterConnector {
 }
 
 /** A connector factory: parse and validate the config completely, or throw a ConfigError. */
-export type ImporterFactory = (params: InitParams) => Promise<ImporterConnector>;
-export type ExporterFactory = (params: InitParams) => Promise<ExporterConnector>;
+/**
+ * Makes a connector from Init's parameters. `runtime` is the process's
+ * (src/proc/runtime.ts): its tools, buffers and temporary files go there.
+ */
+export type ImporterFactory = (params: InitParams, runtime: Runtime) => Promise<ImporterConnector>;
+export type ExporterFactory = (params: InitParams, runtime: Runtime) => Promise<ExporterConnector>;

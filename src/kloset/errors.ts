@@ -27,7 +27,7 @@ export const Code = {
 export type Code = typeof Code[keyof typeof Code];
 
 /** The status each kind of error becomes (the kinds are named after these codes). */
-export const CODE_OF_KIND: Record<ErrorKind, Code> = {
+export const CODE_OF_KIND: Readonly<Record<ErrorKind, Code>> = {
   "invalid-argument": Code.INVALID_ARGUMENT,
   "not-found": Code.NOT_FOUND,
   "unauthenticated": Code.UNAUTHENTICATED,

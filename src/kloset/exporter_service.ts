@@ -23,8 +23,9 @@ import type { ExporterConnector, ExporterFactory } from "./connector.ts";
 import { recordToEntry } from "./convert.ts";
 import { ConnectorSlot } from "./slot.ts";
 import { KlosetError } from "./errors.ts";
-import { type Call, type Handler, serve, unary } from "./rpc.ts";
-import { messageBuffers } from "../proc/buffer_pool.ts";
+import { type Call, type Handler, type PluginOptions, serve, type ServeEnd, unary } from "./rpc.ts";
+import type { BufferPool } from "../proc/buffer_pool.ts";
+import type { Runtime } from "../proc/runtime.ts";
 
 const PATH = "/plakar.exporter.Exporter/";
 
@@ -93,9 +94,12 @@ export class ExporterService {
   readonly #abort = new AbortController();
   /** Restores under way: close() lets them finish their cleanup after the abort. */
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** The pool request messages come from: each chunk is lent to the connector. */
+  readonly #buffers: BufferPool;
 
-  constructor(factory: ExporterFactory) {
-    this.#slot = new ConnectorSlot(factory);
+  constructor(factory: ExporterFactory, runtime: Runtime) {
+    this.#slot = new ConnectorSlot(factory, runtime);
+    this.#buffers = runtime.buffers;
   }
 
   #need(): ExporterConnector {
@@ -158,7 +162,7 @@ export class ExporterService {
             current = undefined;
           } else {
             // The chunk is the one use of its message buffer from here on.
-            messageBuffers.lend(packet.value);
+            this.#buffers.lend(packet.value);
             await current.feed.push(packet.value);
           }
         }
@@ -206,11 +210,12 @@ export class ExporterService {
   }
 }
 
-/**
- * Runs an exporter plugin on stdin/stdout until the host closes the stream;
- * resolves true when it closed it with no call in progress.
- */
-export function serveExporter(factory: ExporterFactory): Promise<boolean> {
-  const service = new ExporterService(factory);
-  return serve(service.routes(), () => service.close());
+/** Runs an exporter plugin until the host closes the stream; resolves to how it ended. */
+export function serveExporter(factory: ExporterFactory, options: PluginOptions): Promise<ServeEnd> {
+  const service = new ExporterService(factory, options.runtime);
+  return serve(service.routes(), {
+    ...options,
+    memory: options.runtime,
+    onClose: () => service.close(),
+  });
 }

@@ -22,9 +22,12 @@ import {
 import type { EntryContent, ImportEntry, ImporterConnector, ImporterFactory } from "./connector.ts";
 import { entryToRecord } from "./convert.ts";
 import { ConnectorSlot } from "./slot.ts";
-import { Code, KlosetError, oneLine } from "./errors.ts";
-import { type Call, type Handler, serve, unary } from "./rpc.ts";
+import { Code, KlosetError } from "./errors.ts";
+// plakar shows a failed Import only as "EOF": the reason goes to stderr.
+import { error as report } from "../log.ts";
+import { type Call, type Handler, type PluginOptions, serve, type ServeEnd, unary } from "./rpc.ts";
 import { BufferPool } from "../proc/buffer_pool.ts";
+import type { Runtime } from "../proc/runtime.ts";
 
 /** Bytes of content per Open message, as plakar's SDK sends them. */
 export const CHUNK_SIZE = 1024 * 1024;
@@ -116,11 +119,6 @@ export async function* chunks(
 
 const PATH = "/importer.Importer/";
 
-/** One line on stderr: plakar shows a failed Import only as "EOF". */
-function report(line: string): void {
-  console.error(`postgresql: error: ${oneLine(line)}`);
-}
-
 /** The service state for one plugin process (one Init). */
 export class ImporterService {
   readonly #slot: ConnectorSlot<ImporterConnector>;
@@ -131,8 +129,8 @@ export class ImporterService {
   #failImport: ((err: KlosetError) => void) | undefined;
   #openFailure: KlosetError | undefined;
 
-  constructor(factory: ImporterFactory) {
-    this.#slot = new ConnectorSlot(factory);
+  constructor(factory: ImporterFactory, runtime: Runtime) {
+    this.#slot = new ConnectorSlot(factory, runtime);
   }
 
   #need(): ImporterConnector {
@@ -311,11 +309,12 @@ export class ImporterService {
   }
 }
 
-/**
- * Runs an importer plugin on stdin/stdout until the host closes the stream;
- * resolves true when it closed it with no call in progress.
- */
-export function serveImporter(factory: ImporterFactory): Promise<boolean> {
-  const service = new ImporterService(factory);
-  return serve(service.routes(), () => service.close());
+/** Runs an importer plugin until the host closes the stream; resolves to how it ended. */
+export function serveImporter(factory: ImporterFactory, options: PluginOptions): Promise<ServeEnd> {
+  const service = new ImporterService(factory, options.runtime);
+  return serve(service.routes(), {
+    ...options,
+    memory: options.runtime,
+    onClose: () => service.close(),
+  });
 }

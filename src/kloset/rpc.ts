@@ -7,10 +7,9 @@ import { fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { H2Connection, type H2Stream, type Transport } from "./h2/connection.ts";
 import { Code, KlosetError } from "./errors.ts";
-import { stopAll } from "../proc/children.ts";
-import { messageBuffers } from "../proc/buffer_pool.ts";
-import { shortLived } from "../proc/memory.ts";
-import { removeAllTempFiles } from "../proc/temp_files.ts";
+import type { BufferPool } from "../proc/buffer_pool.ts";
+import type { GcPacer } from "../proc/memory.ts";
+import type { Runtime } from "../proc/runtime.ts";
 
 /**
  * Bytes of one message whose flow-control credit is held until it is read:
@@ -25,9 +24,20 @@ const POOLED_FROM = 64 * 1024;
 /** Largest request message accepted. */
 const MAX_MESSAGE = 64 * 1024 * 1024;
 
+/**
+ * Where large request messages are assembled: the process's pool of message
+ * buffers, and the pacing of young collections for the buffers it allocates
+ * (src/proc/runtime.ts has both).
+ */
+export interface MessageMemory {
+  readonly buffers: BufferPool;
+  readonly gc: GcPacer;
+}
+
 /** One call: request messages in, response messages and a status out. */
 export class Call {
   readonly #stream: H2Stream;
+  readonly #memory: MessageMemory | undefined;
   readonly #messages: { body: Uint8Array; held: number }[] = [];
   #waiter: (() => void) | undefined;
   #ended = false;
@@ -42,8 +52,10 @@ export class Call {
   #bodyHeld = 0;
   #error: KlosetError | undefined;
 
-  constructor(stream: H2Stream) {
+  /** @param memory where large messages are assembled; without it, each gets a new buffer */
+  constructor(stream: H2Stream, memory?: MessageMemory) {
     this.#stream = stream;
+    this.#memory = memory;
     stream.onData = (p) => this.#onData(p);
     stream.onEnd = () => {
       this.#ended = true;
@@ -91,17 +103,7 @@ export class Call {
           this.#protocolError(`message of ${len} bytes is larger than ${MAX_MESSAGE}`);
           return;
         }
-        // Data-path messages come from the pool (see src/proc/buffer_pool.ts).
-        if (len >= POOLED_FROM && len <= messageBuffers.size) {
-          // A new buffer (none free): where buffers are not given back (a
-          // transform cut them, plakar cancelled the file), they are garbage
-          // and must still be collected young.
-          if (messageBuffers.idle === 0) shortLived(messageBuffers.size);
-          this.#body = messageBuffers.take(len);
-        } else {
-          this.#body = new Uint8Array(len);
-          shortLived(len);
-        }
+        this.#body = this.#allocate(len);
         this.#bodyLen = 0;
         this.#bodyHeld = 0;
       }
@@ -127,6 +129,23 @@ export class Call {
         this.#wake();
       }
     }
+  }
+
+  /** A buffer for a message of `len` bytes. */
+  #allocate(len: number): Uint8Array {
+    const memory = this.#memory;
+    if (!memory) return new Uint8Array(len);
+    const { buffers, gc } = memory;
+    // Data-path messages come from the pool (see src/proc/buffer_pool.ts).
+    if (len >= POOLED_FROM && len <= buffers.size) {
+      // A new buffer (none free): where buffers are not given back (a
+      // transform cut them, plakar cancelled the file), they are garbage
+      // and must still be collected young.
+      if (buffers.idle === 0) gc.shortLived(buffers.size);
+      return buffers.take(len);
+    }
+    gc.shortLived(len);
+    return new Uint8Array(len);
   }
 
   /**
@@ -248,7 +267,7 @@ export function unary<Req extends Message, Res extends Message>(
 }
 
 /** This process's stdin and stdout. */
-export const STDIO: Transport = {
+export const STDIO: Readonly<Transport> = {
   read: (buf) => Deno.stdin.read(buf),
   write: (buf) => Deno.stdout.write(buf),
 };
@@ -265,23 +284,56 @@ function within(p: Promise<unknown>, ms: number): Promise<void> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** What the process gives a service to serve with (src/main/process.ts). */
+export type PluginOptions = Omit<ServeOptions, "onClose" | "memory"> & {
+  /** The process's runtime: the connector's factory gets it, messages use its buffers. */
+  runtime: Runtime;
+};
+
+/** How serving ends, and what runs then. */
+export interface ServeOptions {
+  /** The host's end. @default STDIO */
+  transport?: Transport;
+  /** Where large request messages are assembled; without it, each gets a new buffer. */
+  memory?: MessageMemory;
+  /**
+   * Aborted when the process must stop (a signal arrived): serving ends as
+   * when the host goes away, its reason saying why.
+   */
+  hostGone?: AbortSignal;
+  /** Called as soon as serving ends, before anything is closed. */
+  onEnd?: (end: ServeEnd) => void;
+  /** Closes what the calls opened (the connector); bounded in time. */
+  onClose: () => Promise<void>;
+  /**
+   * Then, before the last frames go out: stops what the process started
+   * (its child tools, its temporary files).
+   */
+  onShutdown?: () => Promise<void>;
+}
+
+/** How serving ended. */
+export interface ServeEnd {
+  /** The host closed the connection with no call in progress. */
+  clean: boolean;
+  /** Why it ended: "input closed", "output closed (...)", a protocol error, the abort's reason. */
+  why: string;
+}
+
 /**
- * Serves `routes` (method path → handler) on `transport` until the host goes
- * away: its input ends (plakar exited, or was killed: stdin reaches EOF), its
- * output breaks (EPIPE), or, on stdio, a SIGTERM/SIGINT/SIGHUP arrives. Then
- * every call is aborted, `onClose` runs, every child tool is stopped and
- * awaited, and the last frames are let out, each step bounded in time, so the
- * process can exit within seconds and leaves nothing running on the server.
- * Resolves true when the host closed the connection with no call in progress.
+ * Serves `routes` (method path → handler) until the host goes away: its
+ * input ends (plakar exited, or was killed: stdin reaches EOF), its output
+ * breaks (EPIPE), or `hostGone` is aborted (a signal). Then `onEnd` is told,
+ * `onClose` runs (it aborts every call and closes the connector),
+ * `onShutdown` stops what the process started, and the last frames are let
+ * out, `onClose` and the flush each bounded in time, so the process can exit
+ * within seconds and leaves nothing running on the server.
  */
 export async function serve(
   routes: Record<string, Handler>,
-  onClose: () => Promise<void>,
-  transport: Transport = STDIO,
-): Promise<boolean> {
-  // stdout carries HTTP/2 frames only: any stray log goes to stderr.
-  console.log = console.error;
-  console.info = console.error;
+  options: ServeOptions,
+): Promise<ServeEnd> {
+  const { transport = STDIO, memory, hostGone: stop } = options;
   let hostGone!: (why: string) => void;
   const gone = new Promise<string>((r) => (hostGone = r));
   const watched: Transport = {
@@ -295,17 +347,12 @@ export async function serve(
       }
     },
   };
-  const signals: Deno.Signal[] = transport === STDIO ? ["SIGTERM", "SIGINT", "SIGHUP"] : [];
-  const onSignal: Record<string, () => void> = {};
-  for (const sig of signals) {
-    onSignal[sig] = () => hostGone(`received ${sig}`);
-    try {
-      Deno.addSignalListener(sig, onSignal[sig]);
-    } catch { /* not supported here */ }
-  }
+  const onStop = () => hostGone(String(stop!.reason));
+  if (stop?.aborted) onStop();
+  else stop?.addEventListener("abort", onStop, { once: true });
   let active = 0;
   const conn = new H2Connection(watched, (stream) => {
-    const call = new Call(stream);
+    const call = new Call(stream, memory);
     const handler = routes[call.path];
     if (!handler) {
       call.fail(new KlosetError(Code.UNIMPLEMENTED, `unknown method ${call.path}`));
@@ -317,7 +364,7 @@ export async function serve(
       .catch((e) => call.fail(e))
       .finally(() => active--);
   });
-  let clean = false;
+  const end: ServeEnd = { clean: false, why: "" };
   try {
     const served = conn.serve().then(
       () => ({ why: "input closed", protocolError: false }),
@@ -329,22 +376,19 @@ export async function serve(
     ]);
     // plakar closes both pipes once it is done, so a broken output with no
     // call in progress is a normal end; with calls in progress it is not.
-    clean = active === 0 && !protocolError;
-    if (!clean) {
+    end.clean = active === 0 && !protocolError;
+    end.why = why;
+    if (!end.clean) {
       console.error(
         `postgresql: host connection ended (${why}) with ${active} call(s) in progress; stopping`,
       );
     }
   } finally {
-    for (const sig of signals) {
-      try {
-        Deno.removeSignalListener(sig, onSignal[sig]);
-      } catch { /* not supported here */ }
-    }
-    await within(onClose(), SHUTDOWN_GRACE_MS);
-    await stopAll();
-    await removeAllTempFiles();
+    stop?.removeEventListener("abort", onStop);
+    options.onEnd?.(end);
+    await within(options.onClose(), SHUTDOWN_GRACE_MS);
+    await options.onShutdown?.();
     await within(conn.flushed(), SHUTDOWN_GRACE_MS);
   }
-  return clean;
+  return end;
 }

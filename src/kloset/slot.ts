@@ -5,6 +5,7 @@
 import type { InitParams } from "./connector.ts";
 import { hostOptions, type PbOptions } from "./convert.ts";
 import { Code, KlosetError } from "./errors.ts";
+import type { Runtime } from "../proc/runtime.ts";
 
 /** The fields both services' InitRequest messages carry. */
 export interface InitMessage {
@@ -16,7 +17,10 @@ export interface InitMessage {
 export class ConnectorSlot<C extends { close(): Promise<void> }> {
   #connector: C | undefined;
 
-  constructor(readonly factory: (params: InitParams) => Promise<C>) {}
+  constructor(
+    readonly factory: (params: InitParams, runtime: Runtime) => Promise<C>,
+    readonly runtime: Runtime,
+  ) {}
 
   /** Makes the connector from an InitRequest. */
   async init(req: InitMessage): Promise<C> {
@@ -24,7 +28,7 @@ export class ConnectorSlot<C extends { close(): Promise<void> }> {
       proto: req.proto,
       config: { ...req.config },
       options: hostOptions(req.options),
-    });
+    }, this.runtime);
     return this.#connector;
   }
 

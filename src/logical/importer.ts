@@ -11,20 +11,23 @@ import {
   type InitParams,
 } from "../kloset/connector.ts";
 import { serverVersionNum, withClient } from "../pg/client.ts";
-import { formatList, type ImportOptions, parseImportConfig } from "../pg/config.ts";
+import { type ImportOptions, LOGICAL_SCHEMES, parseImportConfig } from "../pg/config.ts";
+import { formatList, schemeNamed } from "../pg/options.ts";
 import { buildManifest, manifestBytes, type SkippedDatabase } from "../pg/manifest.ts";
 import { canReadAuthid, listDatabases, selectDatabases } from "../pg/databases.ts";
 import { dumpPath, GLOBALS_PATH, MANIFEST_PATH } from "../pg/names.ts";
-import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
+import type { PemFiles } from "../pg/pem_files.ts";
+import { prepareConnection } from "../pg/prepare.ts";
 import { connArgs, dbnameArg, toolEnv, toolPath, toolStdout } from "../pg/tools.ts";
 import { ServerError } from "../pg/errors.ts";
-import { warn } from "../pg/log.ts";
+import { warn } from "../log.ts";
 import { describeBackupRole, rolePasswordsWarning } from "../pg/backup_role.ts";
 import { DumpSlots } from "./dump_slots.ts";
 import { DumpChain, type DumpHandle } from "./read_ahead.ts";
 import { backupPreflight, report } from "./preflight.ts";
 import { chooseDumpTools } from "../pg/tool_fit.ts";
 import { explainLockTimeout } from "./lock_timeout.ts";
+import { Runtime } from "../proc/runtime.ts";
 
 /** Builds the pg_dump argv for one database (connection flags first). */
 export function pgDumpArgs(opts: ImportOptions, database: string): string[] {
@@ -80,31 +83,31 @@ export function unmatchedExclusionsWarning(
   } (names are exact and case-sensitive)${hint}`;
 }
 
+/** `runtime`: the process's (src/proc/runtime.ts); a test may leave it to a runtime of its own. */
 export async function createLogicalImporter(
   params: InitParams,
-  variant: "logical" | "aws",
+  runtime: Runtime = new Runtime(),
 ): Promise<ImporterConnector> {
-  const opts = parseImportConfig(params.config, variant);
-  // lock_wait_timeout bounds the whole backup's lock waits, not only
-  // pg_dump's: the catalog sessions (preflight, manifest) take it as their
-  // lock_timeout (src/pg/client.ts connect).
-  opts.conn.lockTimeout = opts.lockWaitTimeout;
-  const pem = await prepareConnection(opts, variant);
-  return new LogicalImporter(opts, pem);
+  const scheme = schemeNamed(params.proto, LOGICAL_SCHEMES);
+  const opts = parseImportConfig(params.config, scheme);
+  const pem = await prepareConnection(opts);
+  return new LogicalImporter(opts, pem, runtime);
 }
 
 class LogicalImporter implements ImporterConnector {
   readonly #opts: ImportOptions;
   readonly #pem: PemFiles;
+  readonly #runtime: Runtime;
   readonly #started = new Date();
   /** max_parallel_dumps: the tools running at once (pg_dumpall and each pg_dump). */
   readonly #slots: DumpSlots;
   /** The dumps of each import, started at their Open or one ahead. */
   readonly #chains = new Set<DumpChain>();
 
-  constructor(opts: ImportOptions, pem: PemFiles) {
+  constructor(opts: ImportOptions, pem: PemFiles, runtime: Runtime) {
     this.#opts = opts;
     this.#pem = pem;
+    this.#runtime = runtime;
     this.#slots = new DumpSlots(opts.maxParallelDumps);
   }
 
@@ -246,6 +249,7 @@ class LogicalImporter implements ImporterConnector {
             what: "--globals-only (roles and tablespaces)",
             secrets,
             onExit,
+            runtime: this.#runtime,
           })
         ),
       );
@@ -266,6 +270,7 @@ class LogicalImporter implements ImporterConnector {
             what: `of database ${JSON.stringify(database)}`,
             secrets,
             onExit,
+            runtime: this.#runtime,
             explain: timeout ? (e) => explainLockTimeout(e, timeout) : undefined,
           })
         ),

@@ -5,19 +5,17 @@
 // Its own message is a statement timeout on a LOCK TABLE query; this says
 // what happened and what to do.
 
+import { PluginError } from "../errors.ts";
 import type { ToolError } from "../pg/tools.ts";
 
 /** Turns pg_dump's timed-out LOCK TABLE into one clear sentence; other errors pass through. */
 export function explainLockTimeout(err: ToolError, timeout: string): Error {
-  const text = err.message;
-  if (!/canceling statement due to (statement|lock) timeout/.test(text)) return err;
-  const lock = /LOCK TABLE (.+?) IN ACCESS SHARE MODE/.exec(text);
-  if (!lock && !/LOCK TABLE/.test(text)) return err;
-  const table = lock ? lock[1].slice(0, 200) : "a table";
-  const what = /^pg_dump (.*?) (?:exited with status|was killed)/.exec(text)?.[1] ?? "";
-  return new Error(
-    `pg_dump ${what} could not lock ${table} within lock_wait_timeout=${timeout}: another session holds a conflicting lock (ALTER TABLE, VACUUM FULL, LOCK TABLE...), so the dump stopped instead of queueing behind it; retry when it is released, or raise lock_wait_timeout`
-      .replace(/ {2,}/g, " "),
-    { cause: err },
+  if (err.sqlstate !== "55P03") return err;
+  const locked = /^LOCK TABLE (.+?) IN ACCESS SHARE MODE/.exec(err.query ?? "")?.[1];
+  const table = locked?.slice(0, 200) ?? "a table";
+  return new PluginError(
+    "aborted",
+    `${err.tool} ${err.what} could not lock ${table} within lock_wait_timeout=${timeout}: another session holds a conflicting lock (ALTER TABLE, VACUUM FULL, LOCK TABLE...), so the dump stopped instead of queueing behind it; retry when it is released, or raise lock_wait_timeout`,
+    { cause: err, sqlstate: "55P03" },
   );
 }

@@ -9,7 +9,7 @@ import type { ExportOptions, ImportOptions } from "../pg/config.ts";
 import { connect, connectExplained, serverVersionNum, withClient } from "../pg/client.ts";
 import { ServerError } from "../pg/errors.ts";
 import { canReadAuthid, listDatabases, selectDatabases } from "../pg/databases.ts";
-import { error as logError, warn } from "../pg/log.ts";
+import { error as logError, warn } from "../log.ts";
 import { type FittedTool, toolFinding as fitFinding } from "../pg/tool_fit.ts";
 import { checkSpoolSpace, systemTempDir } from "./restore/spool.ts";
 

@@ -16,6 +16,8 @@
 // then `intSize` little-endian bytes; strings are an integer length (-1 for
 // NULL) then bytes in the archive's encoding, kept here as bytes.
 
+import { PluginError } from "../errors.ts";
+
 /** One TOC entry; text fields are raw bytes in the archive's encoding (null when absent). */
 export interface ArchiveTocEntry {
   dumpId: number;
@@ -135,19 +137,13 @@ export function asciiText(bytes: Uint8Array | null): string {
 }
 
 /**
- * Reads the header and TOC of a custom-format archive from `input`. Returns
- * the TOC and a stream that yields the archive from its first byte (the part
- * read here, then the rest of `input`). Rejects with SyntaxError on a file
- * that is not a custom archive of a known version, RangeError on a TOC too
- * large to hold; `input` is cancelled then.
- */
-/**
  * A custom-format archive of a version this reader does not know: unlike a
  * damaged file, one that pg_restore itself may still read.
  */
-export class ArchiveFormatError extends SyntaxError {
+export class ArchiveFormatError extends PluginError {
   constructor(readonly major: number, readonly minor: number) {
     super(
+      "failed-precondition",
       `Cannot read the archive's TOC: archive format ${major}.${minor} is not one this reader knows (${
         MIN_VERSION.join(".")
       } to ${MAX_VERSION.join(".")})`,
@@ -156,6 +152,14 @@ export class ArchiveFormatError extends SyntaxError {
   }
 }
 
+/**
+ * Reads the header and TOC of a custom-format archive from `input`. Returns
+ * the TOC and a stream that yields the archive from its first byte (the part
+ * read here, then the rest of `input`). Rejects with ArchiveFormatError on an
+ * archive of a version it does not know, SyntaxError on a file that is not a
+ * custom archive, RangeError on a TOC too
+ * large to hold; `input` is cancelled then.
+ */
 export async function readArchiveToc(
   input: ReadableStream<Uint8Array>,
   limit = DEFAULT_LIMIT,

@@ -8,7 +8,7 @@
 import type pg from "pg";
 
 /** Administrator roles of managed services that stand in for a superuser. */
-export const MANAGED_ADMIN_ROLES: Record<string, string> = {
+export const MANAGED_ADMIN_ROLES: Readonly<Record<string, string>> = {
   rds_superuser: "Amazon RDS or Aurora",
   cloudsqlsuperuser: "Google Cloud SQL",
   azure_pg_admin: "Azure Database for PostgreSQL",

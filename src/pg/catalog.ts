@@ -327,9 +327,32 @@ async function readRelations(
   locked: ReadonlySet<number>,
 ): Promise<Relation[]> {
   const lockedOids = [...locked];
-  const stats = statsKinds(versionNum);
-  const rels = await c.query(
-    `SELECT c.oid, n.nspname, c.relname, pg_get_userbyid(c.relowner) AS owner, c.relpersistence,
+  const rels = await c.query(relationsQuery(statsKinds(versionNum)));
+  const cols = await c.query(COLUMNS_QUERY, [lockedOids]);
+  const cons = await c.query(CONSTRAINTS_QUERY);
+  const idx = await c.query(INDEXES_QUERY, [lockedOids]);
+  // What was left out, by table: defaults and indexes that exist but were not deparsed.
+  const leftOut = new Map<number, Set<LockedDetail>>();
+  const leave = (oid: number, what: LockedDetail) =>
+    leftOut.set(oid, (leftOut.get(oid) ?? new Set()).add(what));
+  for (const x of cols.rows) if (x.dflt_left_out) leave(x.oid, "columns.default");
+  const idxRows = idx.rows.filter((x) => {
+    if (!x.def_left_out) return true;
+    leave(x.oid, "indexes");
+    return false;
+  });
+  const details: RelationDetails = {
+    columns: groupByOid(cols.rows, columnFromRow),
+    constraints: groupByOid(cons.rows, constraintFromRow),
+    indexes: groupByOid(idxRows, indexFromRow),
+    leftOut,
+  };
+  return rels.rows.map((x) => relationFromRow(x, details));
+}
+
+/** Relations of the user's schemas; `stats` says whose statistics may be read (statsKinds). */
+const relationsQuery = (stats: string) =>
+  `SELECT c.oid, n.nspname, c.relname, pg_get_userbyid(c.relowner) AS owner, c.relpersistence,
             c.relkind::text AS relkind, ts.spcname, c.reltuples::float8 AS reltuples,
             (CASE WHEN ${stats} THEN pg_stat_get_live_tuples(c.oid) ELSE 0 END)::float8 AS n_live_tup,
             (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
@@ -350,10 +373,11 @@ async function readRelations(
        JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace
       WHERE c.relkind IN ('r', 'p', 'f', 'm', 'v', 'S') AND ${USER_SCHEMAS}
-      ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
-  );
-  const cols = await c.query(
-    `SELECT a.attrelid AS oid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+      ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`;
+
+/** Columns of those relations; a locked table's defaults are not deparsed ($1: their oids). */
+const COLUMNS_QUERY =
+  `SELECT a.attrelid AS oid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
             NOT a.attnotnull AS nullable,
             CASE WHEN a.attrelid = ANY($1::oid[]) THEN NULL
                  ELSE pg_get_expr(d.adbin, d.adrelid) END AS dflt,
@@ -363,21 +387,20 @@ async function readRelations(
        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f', 'm', 'v', 'S')
         AND ${USER_SCHEMAS}
-      ORDER BY a.attrelid, a.attnum`,
-    [lockedOids],
-  );
-  const cons = await c.query(
-    `SELECT k.conrelid AS oid, k.conname, k.contype::text AS contype,
+      ORDER BY a.attrelid, a.attnum`;
+
+/** Constraints of those relations, with their columns in key order. */
+const CONSTRAINTS_QUERY = `SELECT k.conrelid AS oid, k.conname, k.contype::text AS contype,
             ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
                     JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i)
               AS columns
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE ${USER_SCHEMAS}
-      ORDER BY k.conrelid, k.conname COLLATE "C"`,
-  );
-  const idx = await c.query(
-    `SELECT i.indrelid AS oid, ic.relname, am.amname,
+      ORDER BY k.conrelid, k.conname COLLATE "C"`;
+
+/** Indexes of those relations; a locked table's are not deparsed ($1: their oids). */
+const INDEXES_QUERY = `SELECT i.indrelid AS oid, ic.relname, am.amname,
             CASE WHEN i.indrelid = ANY($1::oid[]) THEN NULL
                  ELSE pg_get_indexdef(i.indexrelid) END AS def,
             i.indrelid = ANY($1::oid[]) AS def_left_out,
@@ -388,80 +411,86 @@ async function readRelations(
        JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE ${USER_SCHEMAS}
-      ORDER BY i.indrelid, ic.relname COLLATE "C"`,
-    [lockedOids],
-  );
-  // What was left out, by table: defaults and indexes that exist but were not deparsed.
-  const leftOut = new Map<number, Set<LockedDetail>>();
-  const leave = (oid: number, what: LockedDetail) =>
-    leftOut.set(oid, (leftOut.get(oid) ?? new Set()).add(what));
-  for (const x of cols.rows) if (x.dflt_left_out) leave(x.oid, "columns.default");
-  const idxRows = idx.rows.filter((x) => {
-    if (!x.def_left_out) return true;
-    leave(x.oid, "indexes");
-    return false;
-  });
-  const group = <T>(rows: { oid: number }[], map: (r: never) => T) => {
-    const m = new Map<number, T[]>();
-    for (const r of rows) {
-      const list = m.get(r.oid) ?? [];
-      list.push(map(r as never));
-      m.set(r.oid, list);
-    }
-    return m;
+      ORDER BY i.indrelid, ic.relname COLLATE "C"`;
+
+/** A relation's columns, constraints and indexes by its oid, and what was left out of them. */
+interface RelationDetails {
+  columns: Map<number, Column[]>;
+  constraints: Map<number, Constraint[]>;
+  indexes: Map<number, Index[]>;
+  leftOut: Map<number, Set<LockedDetail>>;
+}
+
+/** Rows by their `oid`, each mapped, in the rows' order. */
+function groupByOid<T>(
+  rows: { oid: number }[],
+  map: (r: Record<string, unknown>) => T,
+): Map<number, T[]> {
+  const m = new Map<number, T[]>();
+  for (const r of rows) {
+    const list = m.get(r.oid) ?? [];
+    list.push(map(r as unknown as Record<string, unknown>));
+    m.set(r.oid, list);
+  }
+  return m;
+}
+
+const columnFromRow = (x: Record<string, unknown>): Column => ({
+  position: x.attnum as number,
+  name: x.attname as string,
+  type: x.type as string,
+  nullable: x.nullable as boolean,
+  ...(x.dflt != null ? { default: x.dflt as string } : {}),
+});
+
+const constraintFromRow = (x: Record<string, unknown>): Constraint => ({
+  name: x.conname as string,
+  type: x.contype as string,
+  ...((x.columns as string[]).length ? { columns: x.columns as string[] } : {}),
+});
+
+const indexFromRow = (x: Record<string, unknown>): Index => ({
+  name: x.relname as string,
+  method: x.amname as string,
+  definition: x.def as string,
+  is_unique: x.indisunique as boolean,
+  is_primary: x.indisprimary as boolean,
+  is_valid: x.indisvalid as boolean,
+  is_partial: x.partial as boolean,
+  ...(x.conname ? { constraint_name: x.conname as string } : {}),
+});
+
+/** A row of relationsQuery with its details, as the manifest records it. */
+// deno-lint-ignore no-explicit-any
+function relationFromRow(x: any, details: RelationDetails): Relation {
+  const columns = details.columns.get(x.oid);
+  const constraints = details.constraints.get(x.oid);
+  const indexes = details.indexes.get(x.oid);
+  const left = details.leftOut.get(x.oid);
+  return {
+    schema: x.nspname,
+    name: x.relname,
+    owner: x.owner,
+    persistence: x.relpersistence,
+    kind: x.relkind,
+    ...(x.spcname ? { tablespace: x.spcname } : {}),
+    // reltuples is -1 for a never-analyzed table since PostgreSQL 14.
+    row_estimate: Math.max(0, Math.round(x.reltuples)),
+    live_row_estimate: Math.round(x.n_live_tup),
+    column_count: x.column_count,
+    has_primary_key: x.has_pk,
+    has_triggers: x.relhastriggers,
+    rls_enabled: x.relrowsecurity,
+    rls_forced: x.relforcerowsecurity,
+    is_partition: x.relispartition,
+    ...(x.parent ? { partition_parent: x.parent } : {}),
+    ...(x.strategy ? { partition_strategy: x.strategy } : {}),
+    ...(x.reloptions ? { storage_options: x.reloptions } : {}),
+    last_vacuum: iso(x.last_vacuum),
+    last_analyze: iso(x.last_analyze),
+    ...(columns ? { columns } : {}),
+    ...(constraints ? { constraints } : {}),
+    ...(indexes ? { indexes } : {}),
+    ...(left ? { detail_left_out: [...left].sort() } : {}),
   };
-  const colsBy = group(cols.rows, (x: Record<string, unknown>): Column => ({
-    position: x.attnum as number,
-    name: x.attname as string,
-    type: x.type as string,
-    nullable: x.nullable as boolean,
-    ...(x.dflt != null ? { default: x.dflt as string } : {}),
-  }));
-  const consBy = group(cons.rows, (x: Record<string, unknown>): Constraint => ({
-    name: x.conname as string,
-    type: x.contype as string,
-    ...((x.columns as string[]).length ? { columns: x.columns as string[] } : {}),
-  }));
-  const idxBy = group(idxRows, (x: Record<string, unknown>): Index => ({
-    name: x.relname as string,
-    method: x.amname as string,
-    definition: x.def as string,
-    is_unique: x.indisunique as boolean,
-    is_primary: x.indisprimary as boolean,
-    is_valid: x.indisvalid as boolean,
-    is_partial: x.partial as boolean,
-    ...(x.conname ? { constraint_name: x.conname as string } : {}),
-  }));
-  return rels.rows.map((x): Relation => {
-    const columns = colsBy.get(x.oid);
-    const constraints = consBy.get(x.oid);
-    const indexes = idxBy.get(x.oid);
-    const left = leftOut.get(x.oid);
-    return {
-      schema: x.nspname,
-      name: x.relname,
-      owner: x.owner,
-      persistence: x.relpersistence,
-      kind: x.relkind,
-      ...(x.spcname ? { tablespace: x.spcname } : {}),
-      // reltuples is -1 for a never-analyzed table since PostgreSQL 14.
-      row_estimate: Math.max(0, Math.round(x.reltuples)),
-      live_row_estimate: Math.round(x.n_live_tup),
-      column_count: x.column_count,
-      has_primary_key: x.has_pk,
-      has_triggers: x.relhastriggers,
-      rls_enabled: x.relrowsecurity,
-      rls_forced: x.relforcerowsecurity,
-      is_partition: x.relispartition,
-      ...(x.parent ? { partition_parent: x.parent } : {}),
-      ...(x.strategy ? { partition_strategy: x.strategy } : {}),
-      ...(x.reloptions ? { storage_options: x.reloptions } : {}),
-      last_vacuum: iso(x.last_vacuum),
-      last_analyze: iso(x.last_analyze),
-      ...(columns ? { columns } : {}),
-      ...(constraints ? { constraints } : {}),
-      ...(indexes ? { indexes } : {}),
-      ...(left ? { detail_left_out: [...left].sort() } : {}),
-    };
-  });
 }

@@ -41,17 +41,29 @@ export function lockTimeoutMillis(value: string): number {
 }
 
 /**
- * What a catalog connection learnt of each server (host:port): whether it
- * takes CLIENT_CHECK_OPTION (false: PostgreSQL 13 and older refuse it).
+ * What catalog connections learnt of each server (host:port): whether it
+ * takes CLIENT_CHECK_OPTION (false: PostgreSQL 13 and older refuse it). One
+ * per connector instance, carried by its ConnConfig (`clientChecks`).
  */
-const clientCheck = new Map<string, boolean>();
+export class ClientChecks {
+  readonly #accepted = new Map<string, boolean>();
+
+  /** True or false once a connection to host:port has shown it; undefined before. */
+  get(conn: Pick<ConnConfig, "host" | "port">): boolean | undefined {
+    return this.#accepted.get(`${conn.host}:${conn.port}`);
+  }
+
+  set(conn: Pick<ConnConfig, "host" | "port">, accepted: boolean): void {
+    this.#accepted.set(`${conn.host}:${conn.port}`, accepted);
+  }
+}
 
 /**
  * Whether tools started against `conn` may pass CLIENT_CHECK_OPTION: true
  * once a catalog connection has shown the server accepts it.
  */
 export function clientCheckSupported(conn: ConnConfig): boolean {
-  return clientCheck.get(`${conn.host}:${conn.port}`) === true;
+  return conn.clientChecks?.get(conn) === true;
 }
 
 /** Resolves the password (static or a fresh token). */
@@ -169,13 +181,14 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     connectionTimeoutMillis: conn.connectTimeout * 1000,
     application_name: "plakar-postgresql",
   };
-  const server = `${conn.host}:${conn.port}`;
   const { Client } = await loadPg();
+  // Without the connector's record, this call's own: a refusal is retried once.
+  const checks = conn.clientChecks ?? new ClientChecks();
   // A startup option rather than a SET: every session has it from its first
   // query, at no extra round trip.
   const lockTimeout = `-c lock_timeout=${lockTimeoutMillis(catalogLockTimeout(conn))}`;
   const attempt = async (ssl: false | Record<string, unknown>): Promise<pg.Client> => {
-    const check = clientCheck.get(server) !== false;
+    const check = checks.get(conn) !== false;
     const client = new Client({
       ...base,
       ssl,
@@ -185,13 +198,13 @@ export async function connect(conn: ConnConfig, database: string): Promise<pg.Cl
     client.on("error", () => {});
     try {
       await client.connect();
-      if (check) clientCheck.set(server, true);
+      if (check) checks.set(conn, true);
       return client;
     } catch (e) {
       await client.end().catch(() => {});
       // 42704: unrecognized configuration parameter (a server before 14).
       if (check && (e as { code?: string }).code === "42704") {
-        clientCheck.set(server, false);
+        checks.set(conn, false);
         return await attempt(ssl);
       }
       throw fromPasswordFile(e, lookup);

@@ -5,6 +5,8 @@
 // no password, both sides take PGPASSWORD or libpq's password file
 // (pgpass.ts), the same file and the same line.
 
+import type { ClientChecks } from "./client.ts";
+
 /** One resolved connection. */
 export interface ConnConfig {
   host: string;
@@ -34,6 +36,12 @@ export interface ConnConfig {
    * short-lived token (RDS IAM); returns the password to use.
    */
   passwordProvider?: () => Promise<string>;
+  /**
+   * What this connector's catalog connections learnt of the server, which
+   * its tools then follow (client.ts ClientChecks). Undefined: nothing is
+   * remembered, and tools are not asked to check for their client.
+   */
+  clientChecks?: ClientChecks;
 }
 
 export const SSL_MODES = [

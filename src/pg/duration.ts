@@ -6,7 +6,14 @@
 export const DURATION_MAX = 2147483647;
 export const DURATION_UNITS = ["ms", "s", "min", "h", "d"] as const;
 
-const UNIT_MS: Record<string, number> = { "": 1, ms: 1, s: 1e3, min: 60e3, h: 3600e3, d: 86400e3 };
+const UNIT_MS: Readonly<Record<string, number>> = {
+  "": 1,
+  ms: 1,
+  s: 1e3,
+  min: 60e3,
+  h: 3600e3,
+  d: 86400e3,
+};
 
 /** A duration ("2s", "500ms", "5000") in milliseconds; throws on anything else. */
 export function durationMillis(value: string): number {

@@ -4,7 +4,13 @@
 
 import type { ConnConfig } from "./conn.ts";
 import { IAM_REFUSED_HINT, IamTokenError, isAuthRefused } from "./iam.ts";
-import { type ErrorKind, kindOf, PluginError, type PluginErrorOptions } from "../errors.ts";
+import {
+  type ErrorKind,
+  kindOf,
+  oneLine,
+  PluginError,
+  type PluginErrorOptions,
+} from "../errors.ts";
 
 export interface ServerErrorOptions extends PluginErrorOptions {
   /** @default the cause's kind (connectErrorKind), else "unknown" */
@@ -28,7 +34,7 @@ export function sqlstateOf(err: unknown): string | undefined {
 }
 
 /** Node's codes for a server that cannot be reached now. */
-const NETWORK_CODES = new Set([
+const NETWORK_CODES: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
   "ENOTFOUND",
@@ -48,11 +54,18 @@ export function connectErrorKind(err: unknown): ErrorKind {
   if (err instanceof PluginError) return err.kind;
   if (tlsFailure(err)) return "failed-precondition";
   const e = err as { code?: string; message?: string };
-  if (NETWORK_CODES.has(e?.code ?? "")) return "unavailable";
-  // npm:pg's connect timeout ("Connection terminated due to connection
-  // timeout") carries no code: its words are all there is, read here alone.
-  if (/timeout|timed out/i.test(e?.message ?? "")) return "unavailable";
+  if (NETWORK_CODES.has(e?.code ?? "") || isConnectTimeout(err)) return "unavailable";
   return kindOf(err);
+}
+
+/**
+ * Whether a connection failed by timing out. npm:pg's connect timeout
+ * ("Connection terminated due to connection timeout") carries no code: its
+ * words are all there is, read here alone.
+ */
+export function isConnectTimeout(err: unknown): boolean {
+  const message = (err as { message?: string } | undefined)?.message ?? "";
+  return /timeout|timed out/i.test(message);
 }
 
 /**
@@ -60,7 +73,7 @@ export function connectErrorKind(err: unknown): ErrorKind {
  * failed verification against the CAs given: a wrong ssl_root_cert, an
  * expired or not yet valid certificate, a self-signed one.
  */
-const CERTIFICATE_CODES = new Set([
+const CERTIFICATE_CODES: ReadonlySet<string> = new Set([
   "SELF_SIGNED_CERT_IN_CHAIN",
   "DEPTH_ZERO_SELF_SIGNED_CERT",
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
@@ -110,8 +123,7 @@ function caOption(conn: ConnConfig): string {
 export function describeTlsFailure(conn: ConnConfig, err: unknown): string | undefined {
   const kind = tlsFailure(err);
   if (!kind) return undefined;
-  const detail = ((err as { message?: string })?.message ?? String(err)).replace(/\s+/g, " ")
-    .trim();
+  const detail = oneLine((err as { message?: string })?.message ?? String(err));
   switch (kind) {
     case "certificate":
       return `TLS: the server's certificate failed verification (${detail}): check that ${
@@ -140,10 +152,10 @@ export function describeConnectError(conn: ConnConfig, database: string, err: un
     reason = "connection refused (is the server running and listening on that port?)";
   }
   if (e?.code === "ENOTFOUND") reason = `host ${JSON.stringify(conn.host)} not found`;
-  if (/timeout/i.test(reason)) reason = `timed out after ${conn.connectTimeout}s (${reason})`;
+  if (isConnectTimeout(err)) reason = `timed out after ${conn.connectTimeout}s (${reason})`;
   if (conn.password) reason = reason.split(conn.password).join("***");
   const who = conn.username ? ` as user ${JSON.stringify(conn.username)}` : "";
   return `cannot connect to ${conn.host}:${conn.port} (database ${
     JSON.stringify(database)
-  })${who}: ${reason.replace(/\s+/g, " ").trim()}`;
+  })${who}: ${oneLine(reason)}`;
 }

@@ -5,8 +5,8 @@
 // the connection's passwordProvider).
 
 import type { ConnConfig } from "./conn.ts";
-import { warn } from "./log.ts";
-import { PluginError } from "../errors.ts";
+import { warn } from "../log.ts";
+import { oneLine, PluginError } from "../errors.ts";
 
 /** The SDK could not sign a token: no credentials, or a credential source that failed. */
 export class IamTokenError extends PluginError {
@@ -17,7 +17,7 @@ export class IamTokenError extends PluginError {
 }
 
 /** ssl_mode values that do not insist on TLS, which RDS IAM authentication needs. */
-const WEAK_SSL_MODES = new Set(["disable", "allow", "prefer"]);
+const WEAK_SSL_MODES: ReadonlySet<string> = new Set(["disable", "allow", "prefer"]);
 
 /** The warning Init prints when ssl_mode does not insist on TLS; undefined when it does. */
 export function weakTlsWarning(conn: ConnConfig): string | undefined {
@@ -60,6 +60,15 @@ export function credentialSources(env: (name: string) => string | undefined): st
   ].join("; ");
 }
 
+/**
+ * Whether the SDK's default chain found no credentials at all. Its last link
+ * throws a CredentialsProviderError like any source that failed, so only its
+ * words tell the two apart; they are read here alone.
+ */
+function noCredentialsFound(message: string): boolean {
+  return /Could not load credentials from any providers/i.test(message);
+}
+
 /** One line for a failure of the credential chain or of signing. */
 export function describeTokenError(
   err: unknown,
@@ -68,9 +77,9 @@ export function describeTokenError(
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
 ): string {
   const e = err as { name?: string; message?: string };
-  const message = String(e?.message ?? err).replace(/\s+/g, " ").trim();
+  const message = oneLine(String(e?.message ?? err));
   const what = `cannot sign an RDS IAM token for user ${JSON.stringify(username)} in ${region}`;
-  if (/Could not load credentials from any providers/i.test(message)) {
+  if (noCredentialsFound(message)) {
     return `${what}: no AWS credentials found; looked in: ${
       credentialSources(env)
     }. Set one of them (the instance's or task's IAM role needs rds-db:connect)`;
@@ -83,8 +92,10 @@ export function describeTokenError(
   return `${what}: ${message}`;
 }
 
+type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
+
 /** The SDK's log calls: warnings and errors as one stderr line each, the rest dropped. */
-const SDK_LOGGER = {
+const SDK_LOGGER: Readonly<Record<LogLevel, (...args: unknown[]) => void>> = {
   trace: () => {},
   debug: () => {},
   info: () => {},
@@ -135,11 +146,15 @@ export function iamPasswordProvider(conn: ConnConfig, region: string): () => Pro
   };
 }
 
-/** Whether a connection failure is the server refusing the password (for IAM: the token). */
+/**
+ * Whether a connection failure is the server refusing the password (for IAM:
+ * the token). A password method fails with invalid_password; PAM, which RDS
+ * uses for IAM, with invalid_authorization_specification from auth_failed
+ * (the same SQLSTATE from elsewhere means no pg_hba.conf entry).
+ */
 export function isAuthRefused(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | undefined;
-  return e?.code === "28P01" ||
-    /PAM authentication failed|password authentication failed/i.test(e?.message ?? "");
+  const e = err as { code?: string; routine?: string } | undefined;
+  return e?.code === "28P01" || (e?.code === "28000" && e?.routine === "auth_failed");
 }
 
 /** What to do when the server refuses a token that was signed without error. */

@@ -25,7 +25,9 @@ import {
 } from "./catalog.ts";
 import { catalogLockTimeout, connect, withClient } from "./client.ts";
 import type { ConnConfig } from "./conn.ts";
-import { warn as warnLine } from "./log.ts";
+import type pg from "pg";
+import { warn as warnLine } from "../log.ts";
+import { oneLine } from "../errors.ts";
 import { mapConcurrent } from "../proc/semaphore.ts";
 
 /** How many databases are detailed at once (one connection each). */
@@ -118,31 +120,10 @@ export function manifestBytes(manifest: Manifest): Uint8Array<ArrayBuffer> {
 export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
   const warn = req.warn ?? ((l: string) => warnLine(`manifest: ${l}`));
   return await withClient(req.conn, req.database ?? "postgres", async (client) => {
-    const v = await client.query<{ v: string; n: string }>(
-      "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
-    );
-    const versionNum = Number(v.rows[0].n);
-    const m: Manifest = {
-      version: 2,
-      created_at: new Date().toISOString(),
-      connector: req.connector,
-      host: req.conn.host,
-      port: String(req.conn.port),
-      server_version: v.rows[0].v,
-      server_version_num: versionNum,
-      ...req.toolVersion,
-      in_recovery: false,
-      dump_format: req.dumpFormat,
-    };
+    const m = await manifestHead(client, req);
+    const versionNum = m.server_version_num;
     // Best effort: each section on its own, a failure leaves it out.
-    const section = async <T>(field: string, fn: () => Promise<T>): Promise<T | undefined> => {
-      try {
-        return await fn();
-      } catch (e) {
-        warn(`${field} left out: ${oneLine((e as Error).message)}`);
-        return undefined;
-      }
-    };
+    const section = <T>(field: string, fn: () => Promise<T>) => bestEffort(warn, field, fn);
     const sysid = await section(
       "cluster_system_identifier",
       () =>
@@ -158,15 +139,6 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
     if (rec) m.in_recovery = rec.rows[0].r;
     if (req.database) m.database = req.database;
     if (req.options) m.options = req.options;
-
-    // libpq, with sslmode prefer, hears "no TLS" from the server and goes on
-    // in cleartext on the same connection; npm:pg has to open a second one.
-    // Once this connection has learnt that the server has no TLS, the
-    // per-database connections go straight to cleartext: one connection per
-    // database, as pg_dump's.
-    const detailConn: ConnConfig = req.conn.sslMode === "prefer" && !usesTls(client)
-      ? { ...req.conn, sslMode: "disable" }
-      : req.conn;
     const config = await section("cluster_config", () => clusterConfig(client, versionNum, warn));
     if (config) m.cluster_config = config;
     const r = await section("roles", () => roles(client));
@@ -174,23 +146,75 @@ export async function buildManifest(req: ManifestRequest): Promise<Manifest> {
     const t = await section("tablespaces", () => tablespaces(client));
     if (t) m.tablespaces = t;
     const all = await section("databases", () => databases(client));
-    if (all) {
-      const exclude = new Set(req.excludeDatabases ?? []);
-      const chosen = all.filter((d) =>
-        req.database ? d.name === req.database : !exclude.has(d.name)
-      );
-      await mapConcurrent(
-        chosen,
-        DETAIL_CONCURRENCY,
-        (d) => detailDatabase(detailConn, d, versionNum, warn),
-      );
-      m.databases = chosen;
-      const locked = lockedWarning(chosen, catalogLockTimeout(req.conn));
-      if (locked) warn(locked);
-    }
+    if (all) m.databases = await detailDatabases(req, client, all, versionNum, warn);
     if (req.skippedDatabases) m.skipped_databases = req.skippedDatabases;
     return m;
   }, connect);
+}
+
+/** The manifest's fields that do not depend on a catalog query succeeding: the server's version and the request's. */
+async function manifestHead(client: pg.Client, req: ManifestRequest): Promise<Manifest> {
+  const v = await client.query<{ v: string; n: string }>(
+    "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
+  );
+  return {
+    version: 2,
+    created_at: new Date().toISOString(),
+    connector: req.connector,
+    host: req.conn.host,
+    port: String(req.conn.port),
+    server_version: v.rows[0].v,
+    server_version_num: Number(v.rows[0].n),
+    ...req.toolVersion,
+    in_recovery: false,
+    dump_format: req.dumpFormat,
+  };
+}
+
+/** `fn`'s value, or undefined with a warning naming the manifest field it was for. */
+async function bestEffort<T>(
+  warn: (l: string) => void,
+  field: string,
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (e) {
+    warn(`${field} left out: ${oneLine((e as Error).message)}`);
+    return undefined;
+  }
+}
+
+/**
+ * The databases the manifest details (the one requested, or all but the
+ * excluded), each detailed on a connection of its own; warns when some
+ * were locked.
+ */
+async function detailDatabases(
+  req: ManifestRequest,
+  client: pg.Client,
+  all: DatabaseInfo[],
+  versionNum: number,
+  warn: (l: string) => void,
+): Promise<DatabaseInfo[]> {
+  // libpq, with sslmode prefer, hears "no TLS" from the server and goes on
+  // in cleartext on the same connection; npm:pg has to open a second one.
+  // Once this connection has learnt that the server has no TLS, the
+  // per-database connections go straight to cleartext: one connection per
+  // database, as pg_dump's.
+  const detailConn: ConnConfig = req.conn.sslMode === "prefer" && !usesTls(client)
+    ? { ...req.conn, sslMode: "disable" }
+    : req.conn;
+  const exclude = new Set(req.excludeDatabases ?? []);
+  const chosen = all.filter((d) => req.database ? d.name === req.database : !exclude.has(d.name));
+  await mapConcurrent(
+    chosen,
+    DETAIL_CONCURRENCY,
+    (d) => detailDatabase(detailConn, d, versionNum, warn),
+  );
+  const locked = lockedWarning(chosen, catalogLockTimeout(req.conn));
+  if (locked) warn(locked);
+  return chosen;
 }
 
 /** Extensions, schemas and relations of one database (its own connection). */
@@ -248,8 +272,4 @@ export function lockedWarning(dbs: DatabaseInfo[], lockTimeout: string): string 
 /** Whether a connected client talks TLS (npm:pg keeps `ssl: false` for a cleartext one). */
 function usesTls(client: { ssl?: unknown }): boolean {
   return client.ssl !== false && client.ssl !== undefined;
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, " ").trim();
 }

@@ -1,5 +1,5 @@
 // Every option the connectors take, declared once: its name, type, default,
-// accepted values, the protocols and connector types that take it, the rules
+// accepted values, the schemes and connector types that take it, the rules
 // it is part of (exclusions, requirements) and a one-line description. The
 // configuration parser (config.ts) takes key acceptance, types, defaults and
 // exclusions from here; the JSON Schema validators (harness/schemas.ts), the
@@ -19,43 +19,68 @@ import { DURATION_MAX, DURATION_UNITS, durationMillis } from "./duration.ts";
 
 export { DURATION_MAX, DURATION_UNITS };
 
-export const PROTOCOLS = ["postgres", "postgres+aws", "postgres+bin"] as const;
-export type Protocol = typeof PROTOCOLS[number];
+export const SCHEMES = ["postgres", "postgres+aws", "postgres+bin", "postgres+wal"] as const;
+export type Scheme = typeof SCHEMES[number];
 export const CONNECTOR_TYPES = ["importer", "exporter"] as const;
 export type ConnectorType = typeof CONNECTOR_TYPES[number];
 
-/** The connector types and protocols that exist together (postgres+bin:// has no exporter). */
+/** The connector types and schemes that exist together (postgres+bin:// and postgres+wal:// have no exporter). */
 export const SCOPES = [
   "importer:postgres",
   "exporter:postgres",
   "importer:postgres+aws",
   "exporter:postgres+aws",
   "importer:postgres+bin",
-] as const satisfies readonly `${ConnectorType}:${Protocol}`[];
-/** One connector type and protocol: "importer:postgres". */
+  "importer:postgres+wal",
+] as const satisfies readonly `${ConnectorType}:${Scheme}`[];
+/** One connector type and scheme: "importer:postgres". */
 export type Scope = typeof SCOPES[number];
 
-/** The protocol of a scope. */
-export function protocolOf(scope: Scope): Protocol {
-  return scope.slice(scope.indexOf(":") + 1) as Protocol;
+/** The scheme of a scope. */
+export function schemeOf(scope: Scope): Scheme {
+  return scope.slice(scope.indexOf(":") + 1) as Scheme;
 }
 
-/** The URI schemes each protocol's `location` takes (case-insensitive). */
-export const SCHEMES: Record<Protocol, readonly string[]> = {
+/** The scope of a connector type and scheme; RangeError for a pair that does not exist. */
+export function scopeOf(type: ConnectorType, scheme: Scheme): Scope {
+  const scope = `${type}:${scheme}`;
+  if (!(SCOPES as readonly string[]).includes(scope)) {
+    throw new RangeError(`Cannot parse a configuration: ${scheme}:// has no ${type}`);
+  }
+  return scope as Scope;
+}
+
+/**
+ * The scheme plakar routed a connector to (InitParams.proto), checked
+ * against those the executable serves.
+ */
+export function schemeNamed<S extends Scheme>(proto: string, served: readonly S[]): S {
+  const scheme = served.find((s) => s === proto);
+  if (!scheme) {
+    throw new ConfigError("location", `expected ${served.map((s) => `${s}://`).join(" or ")}`);
+  }
+  return scheme;
+}
+
+/** The URI schemes `location` may start with, per scheme (case-insensitive): postgres also takes postgresql. */
+export const URI_SCHEMES: Record<Scheme, readonly string[]> = {
   "postgres": ["postgres", "postgresql"],
   "postgres+aws": ["postgres+aws"],
   "postgres+bin": ["postgres+bin"],
+  "postgres+wal": ["postgres+wal"],
 };
 
-/** The accepted form of `location` for a protocol, for messages and documentation. */
-export function locationForm(protocol: Protocol): string {
-  switch (protocol) {
+/** The accepted form of `location` for a scheme, for messages and documentation. */
+export function locationForm(scheme: Scheme): string {
+  switch (scheme) {
     case "postgres":
       return "postgres://[user[:password]@]host[:port][/database] (or postgresql://)";
     case "postgres+aws":
       return "postgres+aws://user@host[:port][/database]";
     case "postgres+bin":
       return "postgres+bin://[user[:password]@]host[:port]";
+    case "postgres+wal":
+      return "postgres+wal://[user[:password]@]host[:port]";
   }
 }
 
@@ -76,7 +101,7 @@ export type OptionType =
   | { kind: "list" }
   /** A server duration for statement_timeout-like settings: ms, or an integer with a unit. */
   | { kind: "duration" }
-  /** A PostgreSQL connection URI of the protocol (its syntax is checked by config.ts). */
+  /** A PostgreSQL connection URI of the scheme (its syntax is checked by config.ts). */
   | { kind: "uri" }
   /** Inline PEM content. */
   | { kind: "pem" }
@@ -132,23 +157,24 @@ export interface Requirement {
   scopes: readonly Scope[];
   anyOf: readonly string[];
   option: string;
-  message: (protocol: Protocol) => string;
+  message: (scheme: Scheme) => string;
 }
 
-const LOGICAL: Scope[] = [
+const LOGICAL: readonly Scope[] = [
   "importer:postgres",
   "exporter:postgres",
   "importer:postgres+aws",
   "exporter:postgres+aws",
 ];
-const ALL: Scope[] = [...LOGICAL, "importer:postgres+bin"];
-const POSTGRES: Scope[] = ["importer:postgres", "exporter:postgres"];
-const AWS: Scope[] = ["importer:postgres+aws", "exporter:postgres+aws"];
-const NOT_AWS: Scope[] = [...POSTGRES, "importer:postgres+bin"];
-const IMPORTERS: Scope[] = ["importer:postgres", "importer:postgres+aws"];
-const EXPORTERS: Scope[] = ["exporter:postgres", "exporter:postgres+aws"];
+const PHYSICAL: readonly Scope[] = ["importer:postgres+bin", "importer:postgres+wal"];
+const ALL: readonly Scope[] = [...LOGICAL, ...PHYSICAL];
+const POSTGRES: readonly Scope[] = ["importer:postgres", "exporter:postgres"];
+const AWS: readonly Scope[] = ["importer:postgres+aws", "exporter:postgres+aws"];
+const NOT_AWS: readonly Scope[] = [...POSTGRES, ...PHYSICAL];
+const IMPORTERS: readonly Scope[] = ["importer:postgres", "importer:postgres+aws"];
+const EXPORTERS: readonly Scope[] = ["exporter:postgres", "exporter:postgres+aws"];
 
-const BOOLEAN: OptionType = { kind: "boolean" };
+const BOOLEAN: Readonly<OptionType> = { kind: "boolean" };
 
 /** Every option, in the order the documentation lists them. */
 export const OPTIONS: readonly OptionDecl[] = [
@@ -172,6 +198,13 @@ export const OPTIONS: readonly OptionDecl[] = [
     scopes: ["importer:postgres+bin"],
     description:
       "`postgres+bin://[user[:password]@]host[:port]`: the whole cluster, so a database path is refused.",
+  },
+  {
+    name: "location",
+    type: { kind: "uri" },
+    scopes: ["importer:postgres+wal"],
+    description:
+      "`postgres+wal://[user[:password]@]host[:port]`: the cluster whose WAL is captured, so a database path is refused.",
   },
   {
     name: "host",
@@ -410,12 +443,44 @@ export const OPTIONS: readonly OptionDecl[] = [
       "`pg_restore -1`: each dump in one transaction, so an error keeps nothing of it; implies `exit_on_error`. `clean=true` (atomic) and `recreate=true` (atomic, in the temporary database) already restore that way. Not with `jobs` or with `recreate=true atomic=false`.",
   },
   {
+    name: "slot",
+    type: {
+      kind: "pattern",
+      pattern: "^[a-z0-9_]{1,55}$",
+      accepted: "1 to 55 lower-case letters, digits and underscores",
+    },
+    default: "plakar_wal",
+    scopes: ["importer:postgres+wal"],
+    description:
+      "The persistent physical replication slots that keep the chain's WAL on the server until two captures hold it: `<slot>` and `<slot>_pending`, created by the first capture (see [Point-in-time recovery](#point-in-time-recovery)).",
+  },
+  {
+    name: "warn_retained_wal",
+    type: {
+      kind: "pattern",
+      pattern: "^[0-9]{1,9} ?(kB|MB|GB|TB)$",
+      accepted: "a size such as 512MB or 8GB (kB, MB, GB, TB)",
+    },
+    default: "8GB",
+    scopes: ["importer:postgres+wal"],
+    description:
+      "Ping and every capture warn, with figures, when the slots keep more WAL than this on the server (captures too far apart, or stopped).",
+  },
+  {
+    name: "spool_dir",
+    type: { kind: "string" },
+    defaultText: "the system temp directory",
+    scopes: ["importer:postgres+wal"],
+    description:
+      "Where `pg_receivewal` writes the segments of a capture before they are stored; each is removed once stored.",
+  },
+  {
     name: "pg_bin_dir",
     type: { kind: "string" },
     defaultText: "`PATH`",
     scopes: ALL,
     description:
-      "Directory of the client tools (`pg_dump`, `pg_dumpall`, `pg_restore`, `psql`, `pg_basebackup`), instead of those on `PATH`.",
+      "Directory of the client tools (`pg_dump`, `pg_dumpall`, `pg_restore`, `psql`, `pg_basebackup`, `pg_receivewal`), instead of those on `PATH`.",
   },
   {
     name: "pg_bin_search",
@@ -525,6 +590,13 @@ export const REFUSALS: readonly Refusal[] = [
     scopes: AWS,
     message: "not accepted by postgres+aws:// (the IAM token is the password); remove it",
     doc: "Not accepted: the IAM token is the password.",
+  },
+  {
+    name: "allow_partial",
+    scopes: ["importer:postgres+wal"],
+    message:
+      "not accepted by postgres+wal:// (a capture that lacks a segment would break the chain); remove it",
+    doc: "Not accepted: a capture holds every segment of its range or it fails.",
   },
   {
     name: "allow_partial",
@@ -638,8 +710,8 @@ function shown(value: string): string {
   return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
 
-const TRUE = ["1", "t", "T", "true", "TRUE", "True", "yes", "on"];
-const FALSE = ["0", "f", "F", "false", "FALSE", "False", "no", "off"];
+const TRUE: readonly string[] = ["1", "t", "T", "true", "TRUE", "True", "yes", "on"];
+const FALSE: readonly string[] = ["0", "f", "F", "false", "FALSE", "False", "no", "off"];
 export const BOOLEAN_SPELLINGS = { true: TRUE, false: FALSE } as const;
 
 /** Parses a boolean the way Go's strconv.ParseBool does (what users of the reference type). */
@@ -842,24 +914,79 @@ export function checkKeys(config: Record<string, string>, scope: Scope): void {
 
 /** Checks the scope's requirements: one of the options must be given, non-empty. */
 export function checkRequirements(config: Record<string, string>, scope: Scope): void {
-  const protocol = protocolOf(scope);
+  const scheme = schemeOf(scope);
   for (const r of REQUIREMENTS) {
     if (!r.scopes.includes(scope)) continue;
     if (!r.anyOf.some((k) => (config[k] ?? "") !== "")) {
-      throw new ConfigError(r.option, r.message(protocol));
+      throw new ConfigError(r.option, r.message(scheme));
     }
   }
 }
 
-/** Parses every option the scope takes: a value for each, defaults applied. */
-export function parseValues(config: Record<string, string>, scope: Scope): Map<string, Value> {
-  const values = new Map<string, Value>();
-  for (const decl of optionsFor(scope)) values.set(decl.name, parseValue(decl, config[decl.name]));
-  return values;
+/**
+ * The parsed values of a scope's options, read by the getter of each
+ * option's type: reading an option the scope does not take, or through the
+ * wrong getter, is a programming error (RangeError), not a silent undefined.
+ */
+export class OptionValues {
+  readonly #scope: Scope;
+  readonly #values: ReadonlyMap<string, Value>;
+
+  constructor(scope: Scope, values: ReadonlyMap<string, Value>) {
+    this.#scope = scope;
+    this.#values = values;
+  }
+
+  /** A boolean option (every boolean has a default). */
+  boolean(name: string): boolean {
+    return this.#read(name, ["boolean"]) as boolean;
+  }
+
+  /** An integer option; undefined when unset without a default. */
+  integer(name: string): number | undefined {
+    return this.#read(name, ["integer"]) as number | undefined;
+  }
+
+  /** A text option (string, enum, duration, URI, PEM, pattern); undefined when unset. */
+  text(name: string): string | undefined {
+    return this.#read(name, ["string", "enum", "duration", "uri", "pem", "pattern"]) as
+      | string
+      | undefined;
+  }
+
+  /** A list option (names, directories); undefined when unset without a default. */
+  list(name: string): string[] | undefined {
+    return this.#read(name, ["list", "dirs"]) as string[] | undefined;
+  }
+
+  /** Whether the scope takes the option at all. */
+  takes(name: string): boolean {
+    return optionDecl(this.#scope, name) !== undefined;
+  }
+
+  /** The value as parsed, whatever its type (for the conflict rules). */
+  raw(name: string): Value {
+    return this.#values.get(name);
+  }
+
+  #read(name: string, kinds: readonly OptionType["kind"][]): Value {
+    const decl = optionDecl(this.#scope, name);
+    if (!decl || !kinds.includes(decl.type.kind)) {
+      throw new RangeError(`Cannot read option ${name} of ${this.#scope} as ${kinds[0]}`);
+    }
+    return this.#values.get(name);
+  }
 }
 
-function holds(c: Condition, values: Map<string, Value>): boolean {
-  const v = values.get(c.name);
+/** Parses every option the scope takes: a value for each, defaults applied. */
+export function parseValues(config: Record<string, string>, scope: Scope): OptionValues {
+  const values = new Map<string, Value>();
+  for (const decl of optionsFor(scope)) values.set(decl.name, parseValue(decl, config[decl.name]));
+  return new OptionValues(scope, values);
+}
+
+function holds(c: Condition, values: OptionValues): boolean {
+  const v = values.raw(c.name);
   if ("is" in c) return v === c.is;
   if ("set" in c) return v === true || (typeof v === "string" && v !== "");
   if ("atLeast" in c) return typeof v === "number" && v >= c.atLeast;
@@ -867,12 +994,12 @@ function holds(c: Condition, values: Map<string, Value>): boolean {
 }
 
 /** Refuses the first declared conflict whose conditions all hold. */
-export function checkConflicts(values: Map<string, Value>, scope: Scope): void {
+export function checkConflicts(values: OptionValues, scope: Scope): void {
   for (const c of CONFLICTS) {
     if (!c.scopes.includes(scope) || !c.when.every((w) => holds(w, values))) continue;
     throw new ConfigError(
       c.option,
-      c.message.replace(/\{([a-z_]+)\}/g, (_, name) => String(values.get(name))),
+      c.message.replace(/\{([a-z_]+)\}/g, (_, name) => String(values.raw(name))),
     );
   }
 }

@@ -3,8 +3,7 @@
 // paths. The files live until the connector closes.
 
 import type { ConnConfig } from "./conn.ts";
-import type { InlinePem, ParsedConn } from "./config.ts";
-import { iamPasswordProvider } from "./iam.ts";
+import type { InlinePem } from "./config.ts";
 
 /** Temp files holding inline PEM content; dispose to remove them. */
 export class PemFiles implements AsyncDisposable {
@@ -33,18 +32,4 @@ export class PemFiles implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.remove();
   }
-}
-
-/**
- * Makes a parsed connection usable by tools and the catalog client: the IAM
- * token source for postgres+aws://, inline PEM written to files.
- */
-export async function prepareConnection(
-  parsed: ParsedConn,
-  variant: "logical" | "aws",
-): Promise<PemFiles> {
-  if (variant === "aws") {
-    parsed.conn.passwordProvider = iamPasswordProvider(parsed.conn, parsed.region!);
-  }
-  return await PemFiles.write(parsed.conn, parsed.inlinePem);
 }

@@ -7,7 +7,7 @@
 
 import type { ParsedConn } from "./config.ts";
 import { ServerError } from "./errors.ts";
-import { warn } from "./log.ts";
+import { warn } from "../log.ts";
 import { chooseTool, NoFittingToolError, serverMajor, type ToolChoice } from "./tool_search.ts";
 
 /** The client tools whose fit to the server is checked. */

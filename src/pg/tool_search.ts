@@ -10,7 +10,7 @@ import { ToolError, toolVersionLine } from "./tools.ts";
 import { PluginError } from "../errors.ts";
 
 /** Where packages install each major's tools: Debian/Ubuntu, RHEL (PGDG), Homebrew (ARM, Intel). */
-export const DEFAULT_BIN_SEARCH = [
+export const DEFAULT_BIN_SEARCH: readonly string[] = [
   "/usr/lib/postgresql/N/bin",
   "/usr/pgsql-N/bin",
   "/opt/homebrew/opt/postgresql@N/bin",

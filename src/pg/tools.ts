@@ -8,15 +8,18 @@
 import { CLIENT_CHECK_OPTION, clientCheckSupported, currentPassword } from "./client.ts";
 import { passwordFilePath } from "./pgpass.ts";
 import type { ConnConfig } from "./conn.ts";
-import { type ErrorKind, PluginError } from "../errors.ts";
-import { messageBuffers } from "../proc/buffer_pool.ts";
+import { type ErrorKind, oneLine, PluginError } from "../errors.ts";
 import { widenChildPipe } from "../proc/pipes.ts";
-import { track } from "../proc/children.ts";
+import type { Runtime } from "../proc/runtime.ts";
 
 /** A client tool failed: names the tool and what it was doing, with its stderr. */
 export class ToolError extends PluginError {
   readonly tool: string;
+  /** What the run was for ("of database \"shop\""). */
+  readonly what: string;
   readonly exitCode: number | null;
+  /** The statement that failed, from the tool's "Query was:" line, if it printed one. */
+  readonly query?: string;
   constructor(tool: string, what: string, exitCode: number | null, detail: string) {
     const status = exitCode === null ? "was killed" : `exited with status ${exitCode}`;
     const failure = toolFailure(exitCode, detail);
@@ -25,7 +28,11 @@ export class ToolError extends PluginError {
     });
     this.name = "ToolError";
     this.tool = tool;
+    this.what = what;
     this.exitCode = exitCode;
+    // OutputTail joins the tool's lines with " | ".
+    const query = /Query was: (.*?)(?: \| |$)/.exec(detail)?.[1];
+    if (query !== undefined) this.query = query;
   }
 }
 
@@ -34,7 +41,7 @@ export class ToolError extends PluginError {
  * they mean. The tools print no SQLSTATE, so their text is all there is: it
  * is read here, once, and everything downstream looks at the kind.
  */
-const TOOL_FAILURES: [RegExp, ErrorKind, string?][] = [
+const TOOL_FAILURES: readonly [RegExp, ErrorKind, string?][] = [
   [
     /SSL error: certificate verify failed|server certificate for .* does not match host name|server does not support SSL/,
     "failed-precondition",
@@ -48,6 +55,9 @@ const TOOL_FAILURES: [RegExp, ErrorKind, string?][] = [
     "unauthenticated",
   ],
   [/could not obtain lock on|canceling statement due to lock timeout/, "aborted", "55P03"],
+  // pg_dump --lock-wait-timeout is a statement_timeout around LOCK TABLE:
+  // the lock was not available in time.
+  [/canceling statement due to statement timeout[^]*Query was: LOCK TABLE/, "aborted", "55P03"],
   // The lock table is full: max_locks_per_transaction (SQLSTATE out_of_memory).
   [/out of shared memory/, "resource-exhausted", "53200"],
   [
@@ -157,7 +167,7 @@ export class OutputTail {
   text(secrets: (string | undefined)[] = []): string {
     let s = this.#dropped ? `${this.#head} [...] ${this.#tail}` : this.#head + this.#tail;
     for (const secret of secrets) if (secret) s = s.split(secret).join("***");
-    return s.trim().replace(/\s*\n\s*/g, " | ").replace(/\s+/g, " ");
+    return oneLine(s);
   }
 }
 
@@ -176,10 +186,18 @@ export interface ToolSpec {
   onExit?: () => void;
   /** Turns the tool's failure into a clearer error (a known cause said plainly). */
   explain?: (err: ToolError) => Error;
+  /**
+   * The process's runtime: the tool is stopped at shutdown, its pipes are
+   * widened, the message buffers its input brings are given back.
+   */
+  runtime: Runtime;
 }
 
+/** A tool run for a small output; tracked (stopped at shutdown) when a runtime is given. */
+export type ProbeSpec = Omit<ToolSpec, "runtime"> & { runtime?: Runtime };
+
 /** The error for a failed tool, through the spec's `explain` when it has one. */
-function failure(spec: ToolSpec, exitCode: number | null, detail: string): Error {
+function failure(spec: ProbeSpec, exitCode: number | null, detail: string): Error {
   const err = new ToolError(toolName(spec.bin), spec.what, exitCode, detail);
   return spec.explain ? spec.explain(err) : err;
 }
@@ -188,18 +206,17 @@ function toolName(bin: string): string {
   return bin.split("/").pop() ?? bin;
 }
 
-function spawn(spec: ToolSpec, stdin: "piped" | "null", stdout: "piped" | "null") {
+function spawn(spec: ProbeSpec, stdin: "piped" | "null", stdout: "piped" | "null") {
   try {
     spec.signal?.throwIfAborted();
-    const child = track(
-      new Deno.Command(spec.bin, {
-        args: spec.args,
-        env: spec.env,
-        stdin,
-        stdout,
-        stderr: "piped",
-      }).spawn(),
-    );
+    const spawned = new Deno.Command(spec.bin, {
+      args: spec.args,
+      env: spec.env,
+      stdin,
+      stdout,
+      stderr: "piped",
+    }).spawn();
+    const child = spec.runtime ? spec.runtime.children.track(spawned) : spawned;
     const signal = spec.signal;
     const stop = () => {
       try {
@@ -266,7 +283,7 @@ export function toolStdout(spec: ToolSpec): ReadableStream<Uint8Array> {
     type: "bytes",
     start() {
       child = spawn(spec, "null", "piped");
-      wide = widenChildPipe(child.pid);
+      wide = widenChildPipe(spec.runtime.libc(), child.pid);
       reader = child.stdout.getReader({ mode: "byob" });
       stderrDone = collect(child.stderr, stderr);
     },
@@ -318,7 +335,7 @@ export async function toolWithInput(
 ): Promise<ToolResult> {
   const child = spawn(spec, "piped", "piped");
   // A wide pipe takes a whole 1 MiB chunk per write while the tool reads.
-  widenChildPipe(child.pid, 0);
+  widenChildPipe(spec.runtime.libc(), child.pid, 0);
   const tail = new OutputTail(2000);
   const watch = async (stream: ReadableStream<Uint8Array>) => {
     let partial = "";
@@ -361,7 +378,7 @@ export async function toolWithInput(
         break;
       }
       // Written out: a message buffer lent for exactly this chunk is reused.
-      messageBuffers.giveBack(chunk.value);
+      spec.runtime.buffers.giveBack(chunk.value);
     }
     if (inputError !== undefined) {
       try {
@@ -388,7 +405,7 @@ export async function toolWithInput(
 }
 
 /** Runs a tool to completion and returns its stdout (small outputs: versions, checks). */
-export async function toolOutput(spec: ToolSpec): Promise<string> {
+export async function toolOutput(spec: ProbeSpec): Promise<string> {
   const child = spawn(spec, "null", "piped");
   const stderr = new OutputTail();
   const [out] = await Promise.all([
@@ -403,7 +420,7 @@ export async function toolOutput(spec: ToolSpec): Promise<string> {
 }
 
 /** The tool's `--version` line, e.g. "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)". */
-export async function toolVersionLine(bin: string): Promise<string> {
-  const out = await toolOutput({ bin, args: ["--version"], env: {}, what: "--version" });
+export async function toolVersionLine(bin: string, runtime?: Runtime): Promise<string> {
+  const out = await toolOutput({ bin, args: ["--version"], env: {}, what: "--version", runtime });
   return out.trim();
 }

@@ -5,21 +5,17 @@
 // `plakar restore -to ./pgdata <snap>` yields a startable directory. A copy
 // of a standby is a standby: it is said on stderr and in the manifest.
 
-import {
-  Flags,
-  type ImportEntry,
-  type ImporterConnector,
-  type InitParams,
-} from "../kloset/connector.ts";
+import type { ImportEntry, ImporterConnector, InitParams } from "../kloset/connector.ts";
+import { manifestEntry, PHYSICAL_POLICY, physicalInfo } from "./info.ts";
 import { withClient } from "../pg/client.ts";
 import { type ParsedConn, parsePhysicalImportConfig } from "../pg/config.ts";
 import { buildManifest, manifestBytes } from "../pg/manifest.ts";
-import { MANIFEST_PATH } from "../pg/names.ts";
-import { type PemFiles, prepareConnection } from "../pg/pem_files.ts";
+import type { PemFiles } from "../pg/pem_files.ts";
+import { prepareConnection } from "../pg/prepare.ts";
 import { connArgs, toolEnv, toolPath, toolStdout } from "../pg/tools.ts";
 import { configuredTool, type ToolChoice } from "../pg/tool_search.ts";
 import { ServerError } from "../pg/errors.ts";
-import { warn } from "../pg/log.ts";
+import { warn } from "../log.ts";
 import {
   requirementProblems,
   serverFacts,
@@ -29,6 +25,7 @@ import {
 import { StandbyFactsReader, standbyWarning } from "./standby.ts";
 import { tarEntries } from "./tar_entries.ts";
 import { holdWal } from "./wal_guard.ts";
+import { Runtime } from "../proc/runtime.ts";
 
 /** The pg_basebackup argv: the whole cluster as one tar on stdout, WAL fetched at the end. */
 export function pgBasebackupArgs(opts: ParsedConn): string[] {
@@ -48,36 +45,34 @@ export function pgBasebackupArgs(opts: ParsedConn): string[] {
   ];
 }
 
-export async function createPhysicalImporter(params: InitParams): Promise<ImporterConnector> {
+/** `runtime`: the process's (src/proc/runtime.ts); a test may leave it to a runtime of its own. */
+export async function createPhysicalImporter(
+  params: InitParams,
+  runtime: Runtime = new Runtime(),
+): Promise<ImporterConnector> {
   const opts = parsePhysicalImportConfig(params.config);
-  const pem = await prepareConnection(opts, "logical");
-  return new PhysicalImporter(opts, pem);
+  const pem = await prepareConnection(opts);
+  return new PhysicalImporter(opts, pem, runtime);
 }
 
 class PhysicalImporter implements ImporterConnector {
   readonly #opts: ParsedConn;
   readonly #pem: PemFiles;
+  readonly #runtime: Runtime;
   readonly #started = new Date();
 
-  constructor(opts: ParsedConn, pem: PemFiles) {
+  constructor(opts: ParsedConn, pem: PemFiles, runtime: Runtime) {
     this.#opts = opts;
     this.#pem = pem;
+    this.#runtime = runtime;
   }
 
   info() {
-    return {
-      origin: this.#opts.conn.host,
-      type: "postgresql+bin",
-      root: "/",
-      // STREAM: the copy can be made only once. NEEDACK: an entry is held
-      // until plakar opens or acknowledges it, and the tar stream advances
-      // only then.
-      flags: Flags.STREAM | Flags.NEEDACK,
-    };
+    return physicalInfo(this.#opts.conn.host, "postgresql+bin");
   }
 
   policy() {
-    return { failImportOnOpenError: true };
+    return PHYSICAL_POLICY;
   }
 
   /** pg_basebackup as configured (pg_bin_dir or PATH): its execDir is where it runs from. */
@@ -122,6 +117,7 @@ class PhysicalImporter implements ImporterConnector {
       env: await toolEnv(opts.conn),
       what: `of ${opts.conn.host}:${opts.conn.port}`,
       secrets: [opts.conn.password],
+      runtime: this.#runtime,
     });
     try {
       const manifest = await buildManifest({
@@ -150,17 +146,7 @@ class PhysicalImporter implements ImporterConnector {
         );
       } else manifest.primary_conninfo_has_password = facts.primaryConninfoHasPassword;
       const bytes = manifestBytes(manifest);
-      yield {
-        pathname: MANIFEST_PATH,
-        fileInfo: {
-          name: MANIFEST_PATH.slice(1),
-          size: bytes.length,
-          // Beside the data files, owned and readable like them.
-          mode: 0o600,
-          modTime: this.#started,
-        },
-        open: () => bytes,
-      };
+      yield manifestEntry(bytes, this.#started);
     } finally {
       // Left before the archive was read (or it was): stops the tool, if still running.
       await tool.cancel().catch(() => {});

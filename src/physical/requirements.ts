@@ -6,10 +6,9 @@
 // tablespace to a stream, and a snapshot must never silently lack one).
 
 // @ts-types="@types/pg"
-import pg from "pg";
-import { currentPassword, pgSsl } from "../pg/client.ts";
+import type pg from "pg";
 import type { ConnConfig } from "../pg/conn.ts";
-import { describeConnectError, ServerError, sqlstateOf, tlsFailure } from "../pg/errors.ts";
+import { openReplication } from "./replication.ts";
 import { serverMajor } from "../pg/tool_search.ts";
 
 /** What the catalog says about the server and the backup user. */
@@ -80,8 +79,16 @@ export function versionProblem(
   return `${toolLine} cannot copy a PostgreSQL ${server} server: install the client tools of major ${server} or newer and set pg_bin_dir`;
 }
 
-/** Every catalog-visible problem, each naming what to change. */
+/** Every catalog-visible problem of a copy, each naming what to change. */
 export function requirementProblems(f: ServerFacts): string[] {
+  const problems = replicationProblems(f);
+  const ts = tablespaceProblem(f.tablespaces);
+  if (ts) problems.push(ts);
+  return problems;
+}
+
+/** What keeps a replication connection from streaming: wal_level, the attribute, a free WAL sender. */
+export function replicationProblems(f: ServerFacts): string[] {
   const problems: string[] = [];
   if (f.walLevel !== "replica" && f.walLevel !== "logical") {
     problems.push(
@@ -100,8 +107,6 @@ export function requirementProblems(f: ServerFacts): string[] {
       `no free WAL sender (max_wal_senders = ${f.maxWalSenders}, ${f.usedWalSenders} in use): raise max_wal_senders and restart the server`,
     );
   }
-  const ts = tablespaceProblem(f.tablespaces);
-  if (ts) problems.push(ts);
   return problems;
 }
 
@@ -115,40 +120,10 @@ function quoteIdent(name: string): string {
  * when the server refuses.
  */
 export async function tryReplicationConnection(conn: ConnConfig): Promise<void> {
-  const base = {
-    host: conn.host,
-    port: conn.port,
-    user: conn.username,
-    password: await currentPassword(conn),
-    connectionTimeoutMillis: conn.connectTimeout * 1000,
-    application_name: "plakar-postgresql",
-    replication: "true",
-  };
-  const attempt = async (ssl: false | Record<string, unknown>) => {
-    const client = new pg.Client({ ...base, ssl } as pg.ClientConfig);
-    client.on("error", () => {});
-    try {
-      await client.connect();
-      await client.query("IDENTIFY_SYSTEM");
-    } finally {
-      await client.end().catch(() => {});
-    }
-  };
+  const client = await openReplication(conn);
   try {
-    const ssl = await pgSsl(conn);
-    try {
-      await attempt(ssl);
-    } catch (e) {
-      if (conn.sslMode === "prefer" && tlsFailure(e) === "no-ssl") {
-        await attempt(false);
-      } else throw e;
-    }
-  } catch (e) {
-    const msg = describeConnectError(conn, "replication", e);
-    // 28000: no pg_hba.conf line lets this user replicate from here.
-    const hba = sqlstateOf(e) === "28000"
-      ? ': add a line such as "host replication <user> <client address> scram-sha-256" to pg_hba.conf and reload the server'
-      : "";
-    throw new ServerError(`replication connection refused: ${msg}${hba}`, { cause: e });
+    await client.query("IDENTIFY_SYSTEM");
+  } finally {
+    await client.end().catch(() => {});
   }
 }

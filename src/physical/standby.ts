@@ -10,7 +10,11 @@
 // password is there is kept, never the password or the connection string.
 
 /** Configuration files of the data directory that may set primary_conninfo (recovery.conf: PostgreSQL 11 and older). */
-export const CONF_FILES = ["/postgresql.conf", "/postgresql.auto.conf", "/recovery.conf"];
+export const CONF_FILES: readonly string[] = [
+  "/postgresql.conf",
+  "/postgresql.auto.conf",
+  "/recovery.conf",
+];
 
 /** What the copy holds that makes it a standby. */
 export interface StandbyFacts {

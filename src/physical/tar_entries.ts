@@ -97,7 +97,7 @@ export function tarFileInfo(header: TarHeader, pathname: string): FileInfo {
 }
 
 /** npm:tar's type names onto the ones TarHeader uses (tar's own words). */
-const TYPE_NAMES: Record<string, string> = {
+const TYPE_NAMES: Readonly<Record<string, string>> = {
   File: "file",
   OldFile: "file",
   ContiguousFile: "file",
@@ -110,7 +110,7 @@ const TYPE_NAMES: Record<string, string> = {
 };
 
 /** Headers that describe the next member instead of being one. */
-const META_TYPES = new Set([
+const META_TYPES: ReadonlySet<string> = new Set([
   "ExtendedHeader",
   "OldExtendedHeader",
   "GlobalExtendedHeader",
@@ -274,76 +274,19 @@ export async function* tarEntries(
 ): AsyncGenerator<ImportEntry> {
   const small = { file: opts.file ?? SMALL_FILE, budget: opts.budget ?? SMALL_BUDGET };
   const input = new TarInput(stream);
-  let abortedWith: Error | undefined;
-  let wakeAbort: (() => void) | undefined;
-  const aborted = new Promise<void>((r) => (wakeAbort = r));
-  const onAbort = () => {
-    abortedWith = new Error("the import was cancelled");
-    wakeAbort!();
-    void input.abort(abortedWith);
-  };
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener("abort", onAbort);
+  const cancel = new Cancellation(input, signal);
   let complete = false;
   const budget = new Budget(small.budget);
-  // Extended (pax, GNU long name) headers for the next member, and global ones.
-  let ex: HeaderData | undefined;
-  let gex: HeaderData | undefined;
+  const extended: Extended = {};
   try {
     for (;;) {
-      const at = input.offset;
-      const block = await input.exact(512, () => `the header at byte ${at}`);
-      if (!block) throw new Error("the tar stream ended before its end-of-archive marker");
-      const h = new Header(Buffer.from(block.buffer, 0, 512), 0, ex, gex);
-      // The header block's own fields give way to extended ones, as tar's
-      // reader applies them (Header keeps the block's link name).
-      applyExtended(h, gex, true);
-      applyExtended(h, ex, false);
-      if (h.nullBlock) break;
-      if (!h.cksumValid) {
-        throw new Error(`corrupt tar stream: bad header checksum at byte ${at}`);
-      }
-      const size = h.size ?? 0;
-      const typeName = String(h.type);
-      if (META_TYPES.has(typeName)) {
-        if (size > MAX_META) throw new Error(`corrupt tar stream: ${typeName} of ${size} bytes`);
-        const what = () => `the ${typeName} header at byte ${at}`;
-        const body = new TextDecoder().decode(await input.need(size, what));
-        await input.skip(padding(size), what);
-        if (typeName === "GlobalExtendedHeader") gex = Pax.parse(body, gex, true);
-        else if (typeName === "ExtendedHeader" || typeName === "OldExtendedHeader") {
-          ex = Pax.parse(body, ex, false);
-        } else {
-          const value = body.replace(/\0.*/s, "");
-          ex = { ...ex, [typeName === "NextFileHasLongLinkpath" ? "linkpath" : "path"]: value };
-        }
-        continue;
-      }
-      ex = undefined;
-      const type = TYPE_NAMES[typeName];
-      if (!type) {
-        throw new Error(
-          `unsupported tar member ${
-            JSON.stringify(h.path)
-          }: type ${typeName} (pg_basebackup writes files, directories and links only)`,
-        );
-      }
-      const name = h.path ?? "";
+      const h = await nextHeader(input, extended);
+      if (!h) break;
+      const header = memberHeader(h);
+      const { name, size } = header;
       const what = () => JSON.stringify(name);
-      const header: TarHeader = {
-        name,
-        mode: h.mode,
-        uid: h.uid,
-        gid: h.gid,
-        size,
-        mtime: h.mtime,
-        type,
-        linkname: h.linkpath ?? null,
-        uname: h.uname,
-        gname: h.gname,
-      };
       const pathname = snapshotPath(name);
-      const kind = entryType(type);
+      const kind = entryType(header.type);
       // Bytes after the member's content, to its next header.
       const tail = padding(size);
       if (pathname === "/" || kind !== "file") {
@@ -351,43 +294,18 @@ export async function* tarEntries(
         await input.skip(size + tail, what);
         if (pathname === "/") continue;
       }
-      const fileInfo = tarFileInfo(header, pathname);
-      const entry: ImportEntry = { pathname, fileInfo };
+      const entry: ImportEntry = { pathname, fileInfo: tarFileInfo(header, pathname) };
       if (kind === "symlink") entry.target = h.linkpath ?? "";
       else if (kind === "link") entry.target = hardLinkTarget(pathname, h.linkpath ?? "");
       else if (kind === "file" && size <= small.file) {
-        await budget.take(size, signal);
-        const bytes = await input.need(size, what);
-        await input.skip(tail, what);
+        const bytes = await readSmallFile(entry, input, budget, size, what, signal);
         opts.peek?.(pathname, bytes);
-        let held = true;
-        const giveBack = () => {
-          if (held) {
-            held = false;
-            budget.give(size);
-          }
-        };
-        entry.open = () => {
-          giveBack();
-          return bytes;
-        };
-        entry.release = giveBack;
-        yield entry;
-        continue;
       } else if (kind === "file") {
         opts.peek?.(pathname, undefined);
-        const body = new Body(input, size, what);
-        let taken = false;
-        entry.open = () => {
-          taken = true;
-          return body.stream();
-        };
-        entry.release = () => {
-          if (!taken) body.release();
-        };
+        const body = largeFileBody(entry, input, size, what);
         yield entry;
-        await Promise.race([body.settled, aborted]);
-        if (abortedWith) throw abortedWith;
+        await Promise.race([body.settled, cancel.aborted]);
+        if (cancel.error) throw cancel.error;
         // Whatever the reader left (it stopped early, or never opened it).
         await input.skip(body.remaining + tail, what);
         continue;
@@ -398,9 +316,162 @@ export async function* tarEntries(
     await input.drain();
     complete = true;
   } finally {
-    signal?.removeEventListener("abort", onAbort);
+    cancel.dispose();
     // Stops the producer (kills pg_basebackup) when we leave early.
-    if (!complete) await input.abort(abortedWith ?? new Error("the import was left early"));
+    if (!complete) await input.abort(cancel.error ?? new Error("the import was left early"));
     input.release();
   }
+}
+
+/** The import's cancellation as the generator sees it: the tar stream is stopped at once. */
+class Cancellation {
+  /** Set once the signal fired. */
+  error: Error | undefined;
+  /** Resolves when the signal fires, for a wait to race against. */
+  readonly aborted: Promise<void>;
+  #wake!: () => void;
+  readonly #onAbort = () => {
+    this.error = new Error("the import was cancelled");
+    this.#wake();
+    void this.input.abort(this.error);
+  };
+
+  constructor(readonly input: TarInput, readonly signal?: AbortSignal) {
+    this.aborted = new Promise<void>((r) => (this.#wake = r));
+    if (signal?.aborted) this.#onAbort();
+    signal?.addEventListener("abort", this.#onAbort);
+  }
+
+  dispose(): void {
+    this.signal?.removeEventListener("abort", this.#onAbort);
+  }
+}
+
+/** Extended (pax, GNU long name) headers for the next member, and global ones. */
+interface Extended {
+  next?: HeaderData;
+  global?: HeaderData;
+}
+
+/**
+ * The next member's header, the extended headers before it read and applied;
+ * null at the end-of-archive marker.
+ */
+async function nextHeader(input: TarInput, extended: Extended): Promise<Header | null> {
+  for (;;) {
+    const at = input.offset;
+    const block = await input.exact(512, () => `the header at byte ${at}`);
+    if (!block) throw new Error("the tar stream ended before its end-of-archive marker");
+    const h = new Header(Buffer.from(block.buffer, 0, 512), 0, extended.next, extended.global);
+    // The header block's own fields give way to extended ones, as tar's
+    // reader applies them (Header keeps the block's link name).
+    applyExtended(h, extended.global, true);
+    applyExtended(h, extended.next, false);
+    if (h.nullBlock) return null;
+    if (!h.cksumValid) {
+      throw new Error(`corrupt tar stream: bad header checksum at byte ${at}`);
+    }
+    const typeName = String(h.type);
+    if (!META_TYPES.has(typeName)) {
+      extended.next = undefined;
+      return h;
+    }
+    await readExtended(input, typeName, h.size ?? 0, at, extended);
+  }
+}
+
+/** An extended header's body (pax records or a GNU long name), into `extended`. */
+async function readExtended(
+  input: TarInput,
+  typeName: string,
+  size: number,
+  at: number,
+  extended: Extended,
+): Promise<void> {
+  if (size > MAX_META) throw new Error(`corrupt tar stream: ${typeName} of ${size} bytes`);
+  const what = () => `the ${typeName} header at byte ${at}`;
+  const body = new TextDecoder().decode(await input.need(size, what));
+  await input.skip(padding(size), what);
+  if (typeName === "GlobalExtendedHeader") extended.global = Pax.parse(body, extended.global, true);
+  else if (typeName === "ExtendedHeader" || typeName === "OldExtendedHeader") {
+    extended.next = Pax.parse(body, extended.next, false);
+  } else {
+    const value = body.replace(/\0.*/s, "");
+    const field = typeName === "NextFileHasLongLinkpath" ? "linkpath" : "path";
+    extended.next = { ...extended.next, [field]: value };
+  }
+}
+
+/** A member's header in our terms; a member of a type pg_basebackup never writes is refused. */
+function memberHeader(h: Header): TarHeader & { size: number } {
+  const typeName = String(h.type);
+  const type = TYPE_NAMES[typeName];
+  if (!type) {
+    throw new Error(
+      `unsupported tar member ${
+        JSON.stringify(h.path)
+      }: type ${typeName} (pg_basebackup writes files, directories and links only)`,
+    );
+  }
+  return {
+    name: h.path ?? "",
+    mode: h.mode,
+    uid: h.uid,
+    gid: h.gid,
+    size: h.size ?? 0,
+    mtime: h.mtime,
+    type,
+    linkname: h.linkpath ?? null,
+    uname: h.uname,
+    gname: h.gname,
+  };
+}
+
+/**
+ * A small file's content, read whole within the budget; `entry` holds that
+ * part of the budget until it is opened or released.
+ */
+async function readSmallFile(
+  entry: ImportEntry,
+  input: TarInput,
+  budget: Budget,
+  size: number,
+  what: () => string,
+  signal: AbortSignal | undefined,
+): Promise<Uint8Array> {
+  await budget.take(size, signal);
+  const bytes = await input.need(size, what);
+  await input.skip(padding(size), what);
+  let held = true;
+  const giveBack = () => {
+    if (held) {
+      held = false;
+      budget.give(size);
+    }
+  };
+  entry.open = () => {
+    giveBack();
+    return bytes;
+  };
+  entry.release = giveBack;
+  return bytes;
+}
+
+/** A large file's content, left in the tar stream for `entry`'s Open to read. */
+function largeFileBody(
+  entry: ImportEntry,
+  input: TarInput,
+  size: number,
+  what: () => string,
+): Body {
+  const body = new Body(input, size, what);
+  let taken = false;
+  entry.open = () => {
+    taken = true;
+    return body.stream();
+  };
+  entry.release = () => {
+    if (!taken) body.release();
+  };
+  return body;
 }

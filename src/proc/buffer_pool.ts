@@ -15,8 +15,9 @@
 // one: a view somebody kept by mistake reads as empty, it can never see the
 // next message's bytes.
 //
-// One pool per process (`messageBuffers`): it is an allocator, shared by the
-// protocol layer that fills buffers and the tool runner that empties them.
+// One pool of message buffers per process (`Runtime.buffers`,
+// src/proc/runtime.ts): it is an allocator, shared by the protocol layer that
+// fills buffers and the tool runner that empties them.
 //
 // The backup side uses the same pool differently (`recycle`): the importer
 // service reads a tool's stdout into whole buffers (1 MiB chunks) and, once a
@@ -113,8 +114,11 @@ export class BufferPool {
 }
 
 /**
- * Message buffers of the data path: one gRPC message of plakar's (a 1 MiB
- * chunk and a few bytes of framing) fits. Twelve free buffers cover what can
- * be in flight (the stream window, the content queue, one write).
+ * A pool for the message buffers of the data path: one gRPC message of
+ * plakar's (a 1 MiB chunk and a few bytes of framing) fits. Twelve free
+ * buffers cover what can be in flight (the stream window, the content queue,
+ * one write).
  */
-export const messageBuffers = new BufferPool(1024 * 1024 + 64 * 1024, 12);
+export function messageBufferPool(): BufferPool {
+  return new BufferPool(1024 * 1024 + 64 * 1024, 12);
+}

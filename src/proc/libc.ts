@@ -1,8 +1,9 @@
 // The few libc calls Deno has no permission-friendly API for, through FFI:
 // fcntl (a pipe's size) and readlink of /proc/*/fd links, which Deno grants
 // only to a process with every permission while the executables run with a
-// narrower set (harness/permissions.ts). Loaded once; null where FFI is not
-// allowed or there is no libc.so.6 (then callers do without).
+// narrower set (harness/permissions.ts). Loaded once per process, on first
+// use, by the Runtime (src/proc/runtime.ts); null where FFI is not allowed or
+// there is no libc.so.6 (then callers do without).
 
 export interface Libc {
   fcntl(fd: number, cmd: number, arg: number): number;
@@ -13,10 +14,8 @@ export interface Libc {
 /** How many of this process's descriptors are looked at when one is sought. */
 export const MAX_FD = 4096;
 
-let loaded: Libc | null | undefined;
-
-export function libc(): Libc | null {
-  if (loaded !== undefined) return loaded;
+/** Opens libc.so.6; null where FFI is not allowed or there is none. */
+export function loadLibc(): Libc | null {
   try {
     const lib = Deno.dlopen("libc.so.6", {
       fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -25,7 +24,7 @@ export function libc(): Libc | null {
     const enc = new TextEncoder();
     const dec = new TextDecoder();
     const buf = new Uint8Array(4096);
-    loaded = {
+    return {
       fcntl: (fd, cmd, arg) => lib.symbols.fcntl(fd, cmd, arg),
       readlink: (path) => {
         const n = Number(lib.symbols.readlink(enc.encode(path + "\0"), buf, BigInt(buf.length)));
@@ -33,16 +32,13 @@ export function libc(): Libc | null {
       },
     };
   } catch {
-    loaded = null;
+    return null;
   }
-  return loaded;
 }
 
 /** The descriptor of this process open on `path`, from /proc/self/fd; undefined if none. */
-export function descriptorOf(path: string): number | undefined {
-  if (Deno.build.os !== "linux") return undefined;
-  const c = libc();
-  if (!c) return undefined;
+export function descriptorOf(c: Libc | null, path: string): number | undefined {
+  if (Deno.build.os !== "linux" || !c) return undefined;
   for (let fd = 0; fd < MAX_FD; fd++) {
     if (c.readlink(`/proc/self/fd/${fd}`) === path) return fd;
   }

@@ -12,13 +12,21 @@
 
 const COLLECT_EVERY = 8 * 1024 * 1024;
 
-let since = 0;
+type Collect = (options?: { type: "minor" | "major" }) => void;
 
-/** Notes `bytes` of short-lived buffer allocated; collects when enough has piled up. */
-export function shortLived(bytes: number): void {
-  since += bytes;
-  if (since < COLLECT_EVERY) return;
-  since = 0;
-  const gc = (globalThis as { gc?: (options?: { type: "minor" | "major" }) => void }).gc;
-  if (typeof gc === "function") gc({ type: "minor" });
+/** Paces young collections by the bytes of short-lived buffers allocated. */
+export class GcPacer {
+  #since = 0;
+
+  /** @param collect the collector to call; default: the runtime's gc(), when exposed */
+  constructor(readonly collect?: Collect) {}
+
+  /** Notes `bytes` of short-lived buffer allocated; collects when enough has piled up. */
+  shortLived(bytes: number): void {
+    this.#since += bytes;
+    if (this.#since < COLLECT_EVERY) return;
+    this.#since = 0;
+    const gc = this.collect ?? (globalThis as { gc?: Collect }).gc;
+    if (typeof gc === "function") gc({ type: "minor" });
+  }
 }

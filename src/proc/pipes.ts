@@ -8,17 +8,15 @@
 // changes and reads simply stay small. The /proc/*/fd links are read through
 // libc's readlink too (src/proc/libc.ts).
 
-import { libc as load, MAX_FD } from "./libc.ts";
+import { type Libc, MAX_FD } from "./libc.ts";
 
 const F_SETPIPE_SZ = 1031;
 /** The kernel's default /proc/sys/fs/pipe-max-size. */
 export const WIDE_PIPE = 1024 * 1024;
 
-/** Sets the size of the pipe open on `fd` of this process; false if it could not. */
-export function widenFd(fd: number, size = WIDE_PIPE): boolean {
-  if (Deno.build.os !== "linux") return false;
-  const c = load();
-  if (!c) return false;
+/** Sets the size of the pipe open on `fd` of this process through `c`; false if it could not. */
+export function widenFd(c: Libc | null, fd: number, size = WIDE_PIPE): boolean {
+  if (Deno.build.os !== "linux" || !c) return false;
   try {
     if (!c.readlink(`/proc/self/fd/${fd}`)?.startsWith("pipe:")) return false;
     return c.fcntl(fd, F_SETPIPE_SZ, size) >= size;
@@ -31,15 +29,18 @@ export function widenFd(fd: number, size = WIDE_PIPE): boolean {
  * Widens the pipe behind `childFd` of process `pid` (a child's stdout): finds
  * this process's end of the same pipe in /proc and sets its size.
  */
-export function widenChildPipe(pid: number, childFd = 1, size = WIDE_PIPE): boolean {
-  if (Deno.build.os !== "linux") return false;
-  const c = load();
-  if (!c) return false;
+export function widenChildPipe(
+  c: Libc | null,
+  pid: number,
+  childFd = 1,
+  size = WIDE_PIPE,
+): boolean {
+  if (Deno.build.os !== "linux" || !c) return false;
   try {
     const target = c.readlink(`/proc/${pid}/fd/${childFd}`);
     if (!target?.startsWith("pipe:")) return false;
     for (let fd = 0; fd < MAX_FD; fd++) {
-      if (c.readlink(`/proc/self/fd/${fd}`) === target) return widenFd(fd, size);
+      if (c.readlink(`/proc/self/fd/${fd}`) === target) return widenFd(c, fd, size);
     }
   } catch { /* the child is gone or /proc is not there */ }
   return false;

@@ -9,6 +9,7 @@ import {
   type ImporterConnector,
   type InitParams,
 } from "../../src/kloset/connector.ts";
+import { bytesInChunks } from "./streams.ts";
 
 export const HOST_OPTIONS: HostOptions = {
   hostname: "test",
@@ -50,14 +51,7 @@ export async function importAll(
 }
 
 function streamOf(bytes: Uint8Array, chunk = 64 * 1024): ReadableStream<Uint8Array> {
-  let off = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (off >= bytes.length) return c.close();
-      c.enqueue(bytes.slice(off, off + chunk));
-      off += chunk;
-    },
-  });
+  return bytesInChunks(bytes, chunk);
 }
 
 /**
@@ -105,7 +99,7 @@ export async function restoreFiles(
 ): Promise<{ errors: Map<string, string>; finishError?: string }> {
   // Imported here: the helpers of protocol-level tests need no connector.
   const { createLogicalExporter } = await import("../../src/logical/restore/exporter.ts");
-  const exp = await createLogicalExporter(params("postgres", config), "logical");
+  const exp = await createLogicalExporter(params("postgres", config));
   try {
     return await exportAll(exp, files);
   } finally {

@@ -158,3 +158,24 @@ export class MemPipe {
     this.#notify();
   }
 }
+
+/** A literal field with incremental indexing, name and value as plain UTF-8. */
+export function indexed(name: string, value: string): number[] {
+  const out: number[] = [0x40];
+  for (const s of [name, value]) {
+    const b = new TextEncoder().encode(s);
+    let n = b.length;
+    if (n < 127) out.push(n);
+    else {
+      out.push(127);
+      n -= 127;
+      while (n >= 128) {
+        out.push((n & 0x7f) | 0x80);
+        n >>= 7;
+      }
+      out.push(n);
+    }
+    out.push(...b);
+  }
+  return out;
+}

@@ -3,7 +3,7 @@
 // the same major. The source's port and socket directory (in the copied
 // postgresql.auto.conf) are overridden on the command line.
 
-import { embeddedBinDir, queryServer } from "../../harness/cluster.ts";
+import { embeddedBinDir, SuperuserServer } from "../../harness/cluster.ts";
 
 const APT_BIN = "/usr/lib/postgresql/15/bin";
 const isRoot = Deno.uid() === 0;
@@ -51,7 +51,7 @@ function freePort(): number {
 }
 
 /** A server running on a restored data directory; dispose to stop it. */
-export class RestoredServer implements AsyncDisposable {
+export class RestoredServer extends SuperuserServer implements AsyncDisposable {
   readonly host = "127.0.0.1";
   readonly superuser = "postgres";
   readonly tls = undefined;
@@ -61,7 +61,9 @@ export class RestoredServer implements AsyncDisposable {
     readonly password: string | undefined,
     private readonly bin: string,
     private readonly env: Record<string, string>,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Makes the directory startable (owner, 0700) as the README says. */
   static async prepare(dataDir: string): Promise<void> {
@@ -96,19 +98,6 @@ export class RestoredServer implements AsyncDisposable {
       throw new Error(`pg_ctl start failed: ${r.out}\n${text}`);
     }
     return new RestoredServer(dataDir, port, password, bin, env);
-  }
-
-  async query<T = Record<string, unknown>>(
-    sql: string,
-    database = "postgres",
-    params: unknown[] = [],
-  ): Promise<T[]> {
-    return await queryServer<T>(
-      { host: this.host, port: this.port, user: this.superuser, password: this.password },
-      sql,
-      database,
-      params,
-    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -20,3 +20,25 @@ export function byteStream(bytes: Uint8Array, piece: number): ReadableStream<Uin
     },
   });
 }
+
+/** `text` as a stream of chunks of `size` bytes (the last one shorter). */
+export function chunked(text: string, size: number): ReadableStream<Uint8Array> {
+  return bytesInChunks(new TextEncoder().encode(text), size);
+}
+
+/** `bytes` as a stream of chunks of `size` bytes (the last one shorter). */
+export function bytesInChunks(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let off = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (off >= bytes.length) return c.close();
+      c.enqueue(bytes.slice(off, off + size));
+      off += size;
+    },
+  });
+}
+
+/** Everything `s` yields, as text. */
+export async function collectText(s: ReadableStream<Uint8Array>): Promise<string> {
+  return await new Response(s).text();
+}

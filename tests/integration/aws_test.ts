@@ -41,7 +41,7 @@ function awsConfig(proxy: IamProxy, path = "", extra: Record<string, string> = {
 }
 
 async function backup(config: Record<string, string>) {
-  const imp = await createLogicalImporter(params("postgres+aws", config), "aws");
+  const imp = await createLogicalImporter(params("postgres+aws", config));
   try {
     return await importAll(imp);
   } finally {
@@ -114,8 +114,7 @@ Deno.test("a restore through the proxy signs a token for each psql and pg_restor
   assertEquals(errors, new Map());
   const exp = await withAwsEnv(
     ENV,
-    () =>
-      createLogicalExporter(params("postgres+aws", awsConfig(dp, "", { recreate: "true" })), "aws"),
+    () => createLogicalExporter(params("postgres+aws", awsConfig(dp, "", { recreate: "true" }))),
   );
   const result = await withAwsEnv(ENV, async () => {
     try {
@@ -157,7 +156,7 @@ Deno.test("a token signed with the wrong secret is refused, and the error says t
   // The exporter says the same, once, before any tool runs.
   const exp = await withAwsEnv(
     wrong,
-    () => createLogicalExporter(params("postgres+aws", awsConfig(proxy, "app")), "aws"),
+    () => createLogicalExporter(params("postgres+aws", awsConfig(proxy, "app"))),
   );
   const ping = await withAwsEnv(
     wrong,
@@ -193,7 +192,6 @@ Deno.test("without credentials a restore fails before any tool runs, with the sa
   const result = await withAwsEnv({}, async () => {
     const exp = await createLogicalExporter(
       params("postgres+aws", awsConfig(dp, "", { recreate: "true" })),
-      "aws",
     );
     try {
       return await exportAll(exp, files);

@@ -15,7 +15,7 @@ async function backupWarnings(config: Record<string, string>): Promise<string[]>
   const original = console.error;
   console.error = (...a: unknown[]) => lines.push(a.map(String).join(" "));
   try {
-    const imp = await createLogicalImporter(params("postgres", config), "logical");
+    const imp = await createLogicalImporter(params("postgres", config));
     try {
       const { errors, files } = await importAll(imp);
       assertEquals(errors.size, 0, [...errors.values()].join());

@@ -15,7 +15,11 @@ import {
   type ImportEntry,
   type ImporterConnector,
 } from "../../src/kloset/connector.ts";
-import { liveChildren } from "../../src/proc/children.ts";
+import { Runtime } from "../../src/proc/runtime.ts";
+
+/** The importers' runtime: the tools they start are counted here. */
+const runtime = new Runtime();
+const liveChildren = () => runtime.children.live;
 
 /** A database whose dump (about 5 MB, uncompressed) cannot fit in a pipe. */
 async function bigDb(c: Cluster, name: string): Promise<void> {
@@ -68,7 +72,7 @@ Deno.test("opening a file starts the next dump; acknowledged without Open, that 
   await using c = await Cluster.start();
   await bigDb(c, "a_big");
   await smallDb(c, "b_small");
-  const imp = await createLogicalImporter(params("postgres", { location: c.uri() }), "logical");
+  const imp = await createLogicalImporter(params("postgres", { location: c.uri() }), runtime);
   try {
     const entries = await list(imp);
     // Listing starts nothing.
@@ -103,7 +107,7 @@ Deno.test("a dump started ahead is killed when the import is stopped, and when t
 
   // The import's signal aborts (the Import call ended, the host went away).
   {
-    const imp = await createLogicalImporter(params("postgres", { location: c.uri() }), "logical");
+    const imp = await createLogicalImporter(params("postgres", { location: c.uri() }), runtime);
     const abort = new AbortController();
     try {
       const entries = await list(imp, abort.signal);
@@ -118,7 +122,7 @@ Deno.test("a dump started ahead is killed when the import is stopped, and when t
 
   // The connector closes with a file open and the next one dumped ahead.
   {
-    const imp = await createLogicalImporter(params("postgres", { location: c.uri() }), "logical");
+    const imp = await createLogicalImporter(params("postgres", { location: c.uri() }), runtime);
     let closed = false;
     try {
       const entries = await list(imp);
@@ -148,7 +152,7 @@ Deno.test("a dump started ahead that fails says so at its own Open, not before, 
   await c.psql("GRANT SELECT ON t TO reader", "b_ok");
   const imp = await createLogicalImporter(
     params("postgres", { location: c.uri("", "reader") }),
-    "logical",
+    runtime,
   );
   try {
     const entries = await list(imp);
@@ -180,7 +184,7 @@ Deno.test("a dump started ahead that runs out of lock_wait_timeout fails at its 
   await using _lock = await holdLock(c, "b_locked", "t");
   const imp = await createLogicalImporter(
     params("postgres", { location: c.uri(), lock_wait_timeout: "300ms", data_only: "true" }),
-    "logical",
+    runtime,
   );
   try {
     const entries = await list(imp);
@@ -213,7 +217,7 @@ Deno.test("max_parallel_dumps: read-ahead takes only a free slot, none with a bo
 
   // A bound of 1: opening a file starts nothing else.
   {
-    const imp = await createLogicalImporter(params("postgres", config("1")), "logical");
+    const imp = await createLogicalImporter(params("postgres", config("1")), runtime);
     try {
       const entries = await list(imp);
       const stream = contentStream(await entries.get("/00001-a_big.dump")!.open!());
@@ -232,7 +236,7 @@ Deno.test("max_parallel_dumps: read-ahead takes only a free slot, none with a bo
   // Opening c_small would wait for ever behind them: b_big gives its slot up
   // (killed) and starts again at its own Open.
   {
-    const imp = await createLogicalImporter(params("postgres", config("2")), "logical");
+    const imp = await createLogicalImporter(params("postgres", config("2")), runtime);
     try {
       const entries = await list(imp);
       const a = contentStream(await entries.get("/00001-a_big.dump")!.open!());

@@ -29,7 +29,7 @@ import { contentStream } from "../../src/kloset/connector.ts";
 const PW = "Sup3r-secret!pw";
 
 async function backup(config: Record<string, string>) {
-  const imp = await createLogicalImporter(params("postgres", config), "logical");
+  const imp = await createLogicalImporter(params("postgres", config));
   try {
     return await importAll(imp);
   } finally {
@@ -87,7 +87,6 @@ Deno.test("a single database is chosen by the URI path or database=, and a missi
 
   const imp = await createLogicalImporter(
     params("postgres", { location: src.uri("nope") }),
-    "logical",
   );
   const e = await assertRejects(() => importAll(imp));
   assertMatch(e.message, /database "nope" does not exist/);
@@ -153,7 +152,6 @@ Deno.test("pg_bin_dir selects the tools; a wrong one is a clear error", async ()
   assertEquals(ok.errors.size, 0);
   const imp = await createLogicalImporter(
     params("postgres", { location: src.uri("postgres"), pg_bin_dir: "/nonexistent/bin" }),
-    "logical",
   );
   const e = await assertRejects(() => importAll(imp));
   assertMatch(e.message, /pg_dump.*not found.*pg_bin_dir/);
@@ -164,7 +162,6 @@ Deno.test("a scram server: the right password works, a wrong one fails ping with
   await using src = await Cluster.start({ password: PW });
   const good = await createLogicalImporter(
     params("postgres", { location: src.uri("postgres") }),
-    "logical",
   );
   await good.ping(new AbortController().signal);
   await good.close();
@@ -173,7 +170,6 @@ Deno.test("a scram server: the right password works, a wrong one fails ping with
       location: `postgres://postgres@127.0.0.1:${src.port}/postgres`,
       password: "wrong",
     }),
-    "logical",
   );
   const e = await assertRejects(() => bad.ping(new AbortController().signal));
   assertMatch(e.message, /password authentication failed for user "postgres"/);
@@ -209,7 +205,6 @@ Deno.test("TLS: verify-full with a CA file or inline PEM, client certificates, a
   await using plain = await Cluster.start();
   const imp = await createLogicalImporter(
     params("postgres", { location: plain.uri("postgres"), ssl_mode: "require" }),
-    "logical",
   );
   const e = await assertRejects(() => imp.ping(new AbortController().signal));
   assertMatch(e.message, /SSL|ssl/);
@@ -379,7 +374,6 @@ Deno.test("a dump that fails mid-stream errors its stream with the database name
   );
   const imp = await createLogicalImporter(
     params("postgres", { location: src.uri("big") }),
-    "logical",
   );
   let failure = "";
   for await (const entry of imp.entries(new AbortController().signal)) {
@@ -411,7 +405,6 @@ Deno.test("connect_timeout bounds how long a server that never answers can hold 
         location: `postgres://postgres@127.0.0.1:${port}/app`,
         connect_timeout: "1",
       }),
-      "logical",
     );
     const t0 = performance.now();
     const e = await assertRejects(() => imp.ping(new AbortController().signal));

@@ -9,6 +9,7 @@ import type { Relation } from "../../src/pg/catalog.ts";
 import type { ConnConfig } from "../../src/pg/conn.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 import { importAll, params } from "../helpers/connectors.ts";
+import { capturingStderr } from "../helpers/stderr.ts";
 
 /** Archiving on, with a command that holds something secret-looking. */
 const ARCHIVE = ["archive_mode = on", "archive_command = 'cp %p /secret/place/%f'"];
@@ -298,7 +299,6 @@ Deno.test("a role without access to some catalog data gets a manifest with field
   );
   const imp = await createLogicalImporter(
     params("postgres", { location: `postgres://owner1@127.0.0.1:${c.port}/shop`, password: "o1" }),
-    "logical",
   );
   const { files, errors } = await importAll(imp);
   await imp.close();
@@ -309,17 +309,6 @@ Deno.test("a role without access to some catalog data gets a manifest with field
 });
 
 /** Runs `fn` with console.error captured (the importer's warnings); returns the lines. */
-async function capturingStderr<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
-  const lines: string[] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => lines.push(args.map(String).join(" "));
-  try {
-    return { value: await fn(), lines };
-  } finally {
-    console.error = original;
-  }
-}
-
 Deno.test("a full backup lists the databases it skips in the manifest, and warns once about those that do not allow connections (not template0)", async () => {
   await using c = await Cluster.start();
   for (const db of ["closed_a", "closed_b", "kept", "skipme"]) {
@@ -334,7 +323,6 @@ Deno.test("a full backup lists the databases it skips in the manifest, and warns
         // closed_b is both: the user's exclusion is the reason given.
         exclude_databases: "skipme,closed_b",
       }),
-      "logical",
     );
     try {
       return await importAll(imp);
@@ -372,7 +360,6 @@ Deno.test("a single-database backup neither warns about nor lists the other data
   const { value: { files }, lines } = await capturingStderr(async () => {
     const imp = await createLogicalImporter(
       params("postgres", { location: `postgres://postgres@127.0.0.1:${c.port}/app` }),
-      "logical",
     );
     try {
       return await importAll(imp);

@@ -7,7 +7,11 @@ import { params } from "../helpers/connectors.ts";
 import { holdLock } from "../helpers/locks.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 import { contentStream, type ImportEntry } from "../../src/kloset/connector.ts";
-import { liveChildren } from "../../src/proc/children.ts";
+import { Runtime } from "../../src/proc/runtime.ts";
+
+/** The importers' runtime: the tools they start are counted here. */
+const runtime = new Runtime();
+const liveChildren = () => runtime.children.live;
 
 const DBS = ["db1", "db2", "db3", "db4"];
 
@@ -26,7 +30,7 @@ async function fourDatabases(c: Cluster): Promise<void> {
  * contents or errors by path and the most tools seen running together.
  */
 async function backupAllAtOnce(config: Record<string, string>) {
-  const imp = await createLogicalImporter(params("postgres", config), "logical");
+  const imp = await createLogicalImporter(params("postgres", config), runtime);
   let peak = 0;
   let done = false;
   const watch = (async () => {
@@ -140,7 +144,7 @@ Deno.test("lock_wait_timeout: a table held ACCESS EXCLUSIVE fails the dump in ti
   // Without the option pg_dump waits: still running after the same time.
   const imp = await createLogicalImporter(
     params("postgres", { location: c.uri("app") }),
-    "logical",
+    runtime,
   );
   try {
     const entries: ImportEntry[] = [];

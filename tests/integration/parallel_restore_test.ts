@@ -10,7 +10,11 @@ import { importAll, params } from "../helpers/connectors.ts";
 import { makeAppDb, makeRoles, snapshotDb } from "../../harness/fixtures.ts";
 import { createLogicalImporter } from "../../src/logical/importer.ts";
 import { createLogicalExporter } from "../../src/logical/restore/exporter.ts";
-import { liveTempFiles } from "../../src/proc/temp_files.ts";
+import { Runtime } from "../../src/proc/runtime.ts";
+
+/** The exporters' runtime: their spool files are registered here. */
+const runtime = new Runtime();
+const liveTempFiles = () => runtime.tempFiles.live();
 
 const entries = async (dir: string) =>
   (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
@@ -31,7 +35,6 @@ async function sourceDump(src: Cluster): Promise<Uint8Array> {
   );
   const imp = await createLogicalImporter(
     params("postgres", { location: src.uri("app") }),
-    "logical",
   );
   try {
     const { files, errors } = await importAll(imp);
@@ -63,7 +66,7 @@ async function restoreDump(
   spoolDir: string,
   opts: { abortAt?: number } = {},
 ): Promise<{ error?: string; spooledBeforeEnd: string[]; openBeforeEnd: string[] }> {
-  const exp = await createLogicalExporter(params("postgres", config), "logical");
+  const exp = await createLogicalExporter(params("postgres", config), runtime);
   const ac = new AbortController();
   let spooledBeforeEnd: string[] = [];
   let openBeforeEnd: string[] = [];
@@ -238,7 +241,7 @@ Deno.test("jobs=2: the spool file is removed when pg_restore fails, when the res
     huge.set(dump);
     const exp = await createLogicalExporter(
       params("postgres", { location: dst.uri(), recreate: "true", jobs: "2", spool_dir: spoolDir }),
-      "logical",
+      runtime,
     );
     try {
       const err = await exp.restore(

@@ -14,7 +14,7 @@ import { withEnv } from "../helpers/env.ts";
 const PW = "Pgpass-s3cret!";
 
 async function backup(config: Record<string, string>) {
-  const imp = await createLogicalImporter(params("postgres", config), "logical");
+  const imp = await createLogicalImporter(params("postgres", config));
   try {
     await imp.ping(new AbortController().signal);
     return await importAll(imp);
@@ -150,7 +150,6 @@ Deno.test("the password file serves a scram server when no password is given", a
         await src.query("CREATE DATABASE app_copy OWNER app_owner");
         const exp = await createLogicalExporter(
           params("postgres", { ...base, database: "app_copy" }),
-          "logical",
         );
         try {
           await exp.ping(new AbortController().signal);

@@ -20,8 +20,8 @@ async function ping(
   const saved = console.error;
   console.error = (...a: unknown[]) => void lines.push(a.join(" "));
   const c = kind === "importer"
-    ? await createLogicalImporter(params("postgres", config), "logical")
-    : await createLogicalExporter(params("postgres", config), "logical");
+    ? await createLogicalImporter(params("postgres", config))
+    : await createLogicalExporter(params("postgres", config));
   try {
     await c.ping(new AbortController().signal);
     return { lines };

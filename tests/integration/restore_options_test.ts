@@ -16,7 +16,6 @@ async function appDump(): Promise<Map<string, Uint8Array>> {
   await src.psql("COMMENT ON TABLE sales.customers IS 'the customers'", "app");
   const imp = await createLogicalImporter(
     params("postgres", { location: src.uri("app") }),
-    "logical",
   );
   try {
     const { files, errors } = await importAll(imp);

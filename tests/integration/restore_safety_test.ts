@@ -249,7 +249,6 @@ Deno.test("a target that goes away mid-restore fails the remaining files at once
   const dump = await dumpTool(src, "pg_dump", ["-Fc", "db1"]);
   const exp = await createLogicalExporter(
     params("postgres", { location: dst.uri(), recreate: "true" }),
-    "logical",
   );
   try {
     const first = await exportAll(exp, new Map([["/00001-db1.dump", dump]]));

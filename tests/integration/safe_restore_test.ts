@@ -19,7 +19,7 @@ const AWKWARD_NAME = `we"ird-db é %41/x=y`;
 const AWKWARD = `"${AWKWARD_NAME.replace(/"/g, '""')}"`;
 
 async function backup(config: Record<string, string>) {
-  const imp = await createLogicalImporter(params("postgres", config), "logical");
+  const imp = await createLogicalImporter(params("postgres", config));
   try {
     const r = await importAll(imp);
     assertEquals(r.errors.size, 0, [...r.errors.values()].join("\n"));
@@ -356,7 +356,7 @@ Deno.test("work database names fit in 63 bytes; the archive's CREATE DATABASE ke
     `CREATE DATABASE "t" WITH TEMPLATE = template0;\n`,
   );
   const cfg = (o: Record<string, string>) =>
-    parseExportConfig({ location: "postgres://u@h/", ...o }, "logical");
+    parseExportConfig({ location: "postgres://u@h/", ...o }, "postgres");
   assert(pgRestoreArgs(cfg({ clean: "true" }), "app").includes("--single-transaction"));
   assert(
     !pgRestoreArgs(cfg({ clean: "true", atomic: "false" }), "app").includes("--single-transaction"),

@@ -123,9 +123,10 @@ Deno.test("a compiled executable carries exactly the listed permissions", async 
 Deno.test("the listed permissions are enough to widen a tool's output pipe", async () => {
   const probe = [
     `import { widenChildPipe } from "${ROOT}/src/proc/pipes.ts";`,
+    `import { loadLibc } from "${ROOT}/src/proc/libc.ts";`,
     `const c = new Deno.Command("sh", { args: ["-c", "sleep 0.3; head -c 786432 /dev/zero"],`,
     `  stdout: "piped", stderr: "null" }).spawn();`,
-    `console.log(widenChildPipe(c.pid));`,
+    `console.log(widenChildPipe(loadLibc(), c.pid));`,
     `for await (const _ of c.stdout) { /* drain */ }`,
     `await c.status;`,
   ].join("\n");

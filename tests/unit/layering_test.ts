@@ -1,11 +1,12 @@
 // The layering docs/DESIGN.md draws, enforced on every relative import:
 // - src/main/ (the three executables) may import anything in src/;
 // - src/logical/ and src/physical/ (the connectors) import src/pg/, src/proc/,
-//   src/errors.ts and, of the protocol layer, only the connector types
+//   src/errors.ts, src/log.ts and, of the protocol layer, only the connector types
 //   (src/kloset/connector.ts); neither imports the other;
-// - src/pg/ (PostgreSQL) imports src/proc/ and src/errors.ts only;
-// - src/kloset/ (plakar's protocol) imports src/proc/ and src/errors.ts only;
-// - src/proc/ and src/errors.ts, which all of them share, import nothing of ours;
+// - src/pg/ (PostgreSQL) imports src/proc/, src/errors.ts and src/log.ts only;
+// - src/kloset/ (plakar's protocol) imports src/proc/, src/errors.ts and src/log.ts only;
+// - src/proc/ and src/errors.ts, which all of them share, import nothing of ours,
+//   and src/log.ts (the stderr lines) only src/errors.ts;
 // - harness/ (clusters, plakar, the build, fixtures) imports src/ only;
 // - tasks/ (command-line entries) and tests/ both may import src/ and
 //   harness/, and never each other.
@@ -19,16 +20,31 @@ const RULES: { area: string; may: string[] }[] = [
   { area: "src/main/", may: ["src/"] },
   {
     area: "src/logical/",
-    may: ["src/logical/", "src/pg/", "src/proc/", "src/errors.ts", "src/kloset/connector.ts"],
+    may: [
+      "src/logical/",
+      "src/pg/",
+      "src/proc/",
+      "src/errors.ts",
+      "src/log.ts",
+      "src/kloset/connector.ts",
+    ],
   },
   {
     area: "src/physical/",
-    may: ["src/physical/", "src/pg/", "src/proc/", "src/errors.ts", "src/kloset/connector.ts"],
+    may: [
+      "src/physical/",
+      "src/pg/",
+      "src/proc/",
+      "src/errors.ts",
+      "src/log.ts",
+      "src/kloset/connector.ts",
+    ],
   },
-  { area: "src/pg/", may: ["src/pg/", "src/proc/", "src/errors.ts"] },
-  { area: "src/kloset/", may: ["src/kloset/", "src/proc/", "src/errors.ts"] },
+  { area: "src/pg/", may: ["src/pg/", "src/proc/", "src/errors.ts", "src/log.ts"] },
+  { area: "src/kloset/", may: ["src/kloset/", "src/proc/", "src/errors.ts", "src/log.ts"] },
   { area: "src/proc/", may: ["src/proc/"] },
   { area: "src/errors.ts", may: [] },
+  { area: "src/log.ts", may: ["src/errors.ts"] },
   { area: "harness/", may: ["src/", "harness/"] },
   { area: "tasks/", may: ["src/", "harness/", "tasks/"] },
   { area: "tests/", may: ["src/", "harness/", "tests/"] },
@@ -85,8 +101,12 @@ Deno.test("src/kloset/ imports nothing from PostgreSQL or the connectors", () =>
   assertEquals(violations("src/kloset/"), []);
 });
 
-Deno.test("what both sides share (src/proc/, src/errors.ts) imports neither", () => {
-  assertEquals([...violations("src/proc/"), ...violations("src/errors.ts")], []);
+Deno.test("what both sides share (src/proc/, src/errors.ts, src/log.ts) imports neither", () => {
+  assertEquals([
+    ...violations("src/proc/"),
+    ...violations("src/errors.ts"),
+    ...violations("src/log.ts"),
+  ], []);
 });
 
 Deno.test("harness/ imports src/ only, never tasks/ or tests/", () => {

@@ -18,7 +18,7 @@ Deno.test("every validator the root manifest names is committed, as generated", 
   }
 });
 
-Deno.test("the package routes the five protocol and connector pairs to the three executables", () => {
+Deno.test("the package routes the six protocol and connector pairs to the three executables", () => {
   const routes = CONNECTORS.flatMap((c) => c.protocols.map((p) => `${c.type} ${p} ${c.executable}`))
     .sort();
   assertEquals(routes, [
@@ -27,6 +27,7 @@ Deno.test("the package routes the five protocol and connector pairs to the three
     "importer postgres postgresqlImporter",
     "importer postgres+aws postgresqlImporter",
     "importer postgres+bin postgresqlBinImporter",
+    "importer postgres+wal postgresqlBinImporter",
   ]);
 });
 

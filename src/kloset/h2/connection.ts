@@ -273,7 +273,7 @@ export class H2Connection {
   #headerBlock:
     | { id: number; end: boolean; dep: number; parts: Uint8Array[]; size: number }
     | undefined;
-  #batch = new Uint8Array(BATCH + 64 * 1024);
+  readonly #batch = new Batch();
   #idle: (() => void)[] = [];
 
   constructor(
@@ -427,70 +427,20 @@ export class H2Connection {
     switch (type) {
       case FrameType.DATA:
         return this.#onData(flags, id, payload);
-      case FrameType.HEADERS: {
-        if (id === 0) throw new H2Error(H2_PROTOCOL_ERROR, "HEADERS on stream 0");
-        if (id % 2 === 0) throw new H2Error(H2_PROTOCOL_ERROR, `stream id ${id} is even`);
-        let block = unpad(payload, flags);
-        let dep = -1;
-        if (flags & PRIORITY_FLAG) {
-          if (block.length < 5) throw new H2Error(H2_FRAME_SIZE_ERROR, "short HEADERS priority");
-          dep = new DataView(block.buffer, block.byteOffset).getUint32(0) & 0x7fffffff;
-          block = block.subarray(5);
-        }
-        const end = (flags & END_STREAM) !== 0;
-        if (flags & END_HEADERS) this.#headers(id, end, dep, block);
-        else {
-          this.#headerBlock = { id, end, dep, parts: [block.slice()], size: block.length };
-          this.#checkBlockSize(this.#headerBlock.size);
-        }
-        return;
-      }
-      case FrameType.CONTINUATION: {
-        const hb = this.#headerBlock;
-        if (!hb) throw new H2Error(H2_PROTOCOL_ERROR, "unexpected CONTINUATION");
-        hb.size += payload.length;
-        this.#checkBlockSize(hb.size);
-        if (hb.parts.length > MAX_CONTINUATIONS) {
-          throw new H2Error(H2_ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
-        }
-        hb.parts.push(payload.slice());
-        if (flags & END_HEADERS) {
-          this.#headerBlock = undefined;
-          this.#headers(id, hb.end, hb.dep, concatBytes(hb.parts));
-        }
-        return;
-      }
-      case FrameType.PRIORITY: {
-        if (id === 0) throw new H2Error(H2_PROTOCOL_ERROR, "PRIORITY on stream 0");
-        if (payload.length !== 5) {
-          return this.#streamError(id, H2_FRAME_SIZE_ERROR, "PRIORITY of length other than 5");
-        }
-        const dep = new DataView(payload.buffer, payload.byteOffset).getUint32(0) & 0x7fffffff;
-        if (dep === id) return this.#streamError(id, H2_PROTOCOL_ERROR, "stream depends on itself");
-        return; // priorities are advisory: we do not use them
-      }
-      case FrameType.RST_STREAM: {
-        if (id === 0) throw new H2Error(H2_PROTOCOL_ERROR, "RST_STREAM on stream 0");
-        if (payload.length !== 4) throw new H2Error(H2_FRAME_SIZE_ERROR, "RST_STREAM length");
-        if (this.#idleStream(id)) throw new H2Error(H2_PROTOCOL_ERROR, "RST_STREAM on idle stream");
-        const s = this.streams.get(id);
-        if (s) {
-          this.#forget(s, Closed.BY_PEER);
-          const code = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
-          s.cancelled(new H2Error(code, "stream reset by the client"));
-        }
-        return;
-      }
+      case FrameType.HEADERS:
+        return this.#onHeaders(flags, id, payload);
+      case FrameType.CONTINUATION:
+        return this.#onContinuation(flags, id, payload);
+      case FrameType.PRIORITY:
+        return this.#onPriority(id, payload);
+      case FrameType.RST_STREAM:
+        return this.#onRstStream(id, payload);
       case FrameType.SETTINGS:
         return this.#onSettings(flags, id, payload);
       case FrameType.PUSH_PROMISE:
         throw new H2Error(H2_PROTOCOL_ERROR, "PUSH_PROMISE from a client");
-      case FrameType.PING: {
-        if (id !== 0) throw new H2Error(H2_PROTOCOL_ERROR, "PING on a stream");
-        if (payload.length !== 8) throw new H2Error(H2_FRAME_SIZE_ERROR, "PING length");
-        if (!(flags & ACK)) this.#frame(FrameType.PING, ACK, 0, payload.slice());
-        return;
-      }
+      case FrameType.PING:
+        return this.#onPing(flags, id, payload);
       case FrameType.GOAWAY:
         if (id !== 0) throw new H2Error(H2_PROTOCOL_ERROR, "GOAWAY on a stream");
         if (payload.length < 8) throw new H2Error(H2_FRAME_SIZE_ERROR, "GOAWAY length");
@@ -500,6 +450,69 @@ export class H2Connection {
       default:
         return; // unknown types are ignored (RFC 9113 §5.5)
     }
+  }
+
+  /** A request's headers: decoded now when the block is whole, else held for its CONTINUATIONs. */
+  #onHeaders(flags: number, id: number, payload: Uint8Array): void {
+    if (id === 0) throw new H2Error(H2_PROTOCOL_ERROR, "HEADERS on stream 0");
+    if (id % 2 === 0) throw new H2Error(H2_PROTOCOL_ERROR, `stream id ${id} is even`);
+    let block = unpad(payload, flags);
+    let dep = -1;
+    if (flags & PRIORITY_FLAG) {
+      if (block.length < 5) throw new H2Error(H2_FRAME_SIZE_ERROR, "short HEADERS priority");
+      dep = new DataView(block.buffer, block.byteOffset).getUint32(0) & 0x7fffffff;
+      block = block.subarray(5);
+    }
+    const end = (flags & END_STREAM) !== 0;
+    if (flags & END_HEADERS) this.#headers(id, end, dep, block);
+    else {
+      this.#headerBlock = { id, end, dep, parts: [block.slice()], size: block.length };
+      this.#checkBlockSize(this.#headerBlock.size);
+    }
+  }
+
+  /** The rest of a header block, within its size and frame count limits. */
+  #onContinuation(flags: number, id: number, payload: Uint8Array): void {
+    const hb = this.#headerBlock;
+    if (!hb) throw new H2Error(H2_PROTOCOL_ERROR, "unexpected CONTINUATION");
+    hb.size += payload.length;
+    this.#checkBlockSize(hb.size);
+    if (hb.parts.length > MAX_CONTINUATIONS) {
+      throw new H2Error(H2_ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
+    }
+    hb.parts.push(payload.slice());
+    if (flags & END_HEADERS) {
+      this.#headerBlock = undefined;
+      this.#headers(id, hb.end, hb.dep, concatBytes(hb.parts));
+    }
+  }
+
+  #onPriority(id: number, payload: Uint8Array): void {
+    if (id === 0) throw new H2Error(H2_PROTOCOL_ERROR, "PRIORITY on stream 0");
+    if (payload.length !== 5) {
+      return this.#streamError(id, H2_FRAME_SIZE_ERROR, "PRIORITY of length other than 5");
+    }
+    const dep = new DataView(payload.buffer, payload.byteOffset).getUint32(0) & 0x7fffffff;
+    if (dep === id) return this.#streamError(id, H2_PROTOCOL_ERROR, "stream depends on itself");
+    // Priorities are advisory: we do not use them.
+  }
+
+  #onRstStream(id: number, payload: Uint8Array): void {
+    if (id === 0) throw new H2Error(H2_PROTOCOL_ERROR, "RST_STREAM on stream 0");
+    if (payload.length !== 4) throw new H2Error(H2_FRAME_SIZE_ERROR, "RST_STREAM length");
+    if (this.#idleStream(id)) throw new H2Error(H2_PROTOCOL_ERROR, "RST_STREAM on idle stream");
+    const s = this.streams.get(id);
+    if (s) {
+      this.#forget(s, Closed.BY_PEER);
+      const code = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
+      s.cancelled(new H2Error(code, "stream reset by the client"));
+    }
+  }
+
+  #onPing(flags: number, id: number, payload: Uint8Array): void {
+    if (id !== 0) throw new H2Error(H2_PROTOCOL_ERROR, "PING on a stream");
+    if (payload.length !== 8) throw new H2Error(H2_FRAME_SIZE_ERROR, "PING length");
+    if (!(flags & ACK)) this.#frame(FrameType.PING, ACK, 0, payload.slice());
   }
 
   #checkBlockSize(size: number): void {
@@ -783,98 +796,151 @@ export class H2Connection {
     });
   }
 
-  /** Fills the batch buffer from control frames and ready streams; null when nothing can go. */
+  /** Fills the batch from control frames and ready streams; null when nothing can go. */
   #collect(): Uint8Array | null {
-    let out = this.#batch;
-    let len = 0;
-    const ensure = (n: number) => {
-      if (len + n <= out.length) return;
-      const bigger = new Uint8Array(Math.max(out.length * 2, len + n));
-      bigger.set(out.subarray(0, len));
-      out = bigger;
-    };
+    const batch = this.#batch;
     while (this.#control.length) {
       const f = this.#control.shift()!;
       this.#controlBytes -= f.length;
-      ensure(f.length);
-      out.set(f, len);
-      len += f.length;
+      batch.append(f);
     }
-    const maxFrame = this.#peerMaxFrame;
     const blocked: H2Stream[] = [];
-    while (this.#ready.length && len < BATCH && !this.#goingAway) {
+    while (this.#ready.length && batch.length < BATCH && !this.#goingAway) {
       const s = this.#ready.shift()!;
       if (s.gone) continue;
-      let stalled = false;
-      while (s.queue.length && len < BATCH) {
-        const item = s.queue[0];
-        if (item.kind === "headers") {
-          let block = item.block;
-          let type = FrameType.HEADERS;
-          for (;;) {
-            const piece = block.subarray(0, maxFrame);
-            block = block.subarray(piece.length);
-            const last = block.length === 0;
-            const flags = (last ? END_HEADERS : 0) |
-              (type === FrameType.HEADERS && item.end ? END_STREAM : 0);
-            ensure(9 + piece.length);
-            writeHeader(out, len, piece.length, type, flags, s.id);
-            out.set(piece, len + 9);
-            len += 9 + piece.length;
-            if (last) break;
-            type = FrameType.CONTINUATION;
-          }
-          s.queue.shift();
-        } else if (item.kind === "reset") {
-          s.queue.length = 0;
-          // After our END_STREAM, only needed while the client is still sending.
-          if (!(item.afterEnd && s.remoteClosed)) {
-            ensure(13);
-            writeHeader(out, len, 4, FrameType.RST_STREAM, 0, s.id);
-            new DataView(out.buffer, out.byteOffset).setUint32(len + 9, item.code);
-            len += 13;
-          }
-          this.#forget(s, item.afterEnd && s.remoteClosed ? Closed.DONE : Closed.BY_US);
-          if (!s.remoteClosed) {
-            // Nothing more will be read from the client on this stream.
-            s.remoteClosed = true;
-            s.onEnd();
-          }
-        } else {
-          while (item.off < item.bytes.length && len < BATCH) {
-            const n = Math.min(
-              item.bytes.length - item.off,
-              maxFrame,
-              s.sendWindow,
-              this.#sendWindow,
-            );
-            if (n <= 0) {
-              stalled = true;
-              break;
-            }
-            ensure(9 + n);
-            writeHeader(out, len, n, FrameType.DATA, 0, s.id);
-            out.set(item.bytes.subarray(item.off, item.off + n), len + 9);
-            len += 9 + n;
-            item.off += n;
-            s.sendWindow -= n;
-            this.#sendWindow -= n;
-          }
-          if (item.off < item.bytes.length) break;
-          s.queue.shift();
-          item.done?.();
-          break; // one data item per stream per round keeps streams fair
-        }
-      }
+      const stalled = this.#collectStream(s);
       if (s.gone) continue;
       if (s.queue.length) (stalled ? blocked : this.#ready).push(s);
       else this.#maybeForget(s);
       if (stalled && this.#sendWindow <= 0) break;
     }
     for (const s of blocked) if (!this.#ready.includes(s)) this.#ready.push(s);
-    if (len === 0) return null;
-    if (out !== this.#batch && out.length <= 4 * BATCH) this.#batch = out;
-    return out.subarray(0, len);
+    return batch.take();
+  }
+
+  /** A ready stream's queued items into the batch; true when its data waits for a window. */
+  #collectStream(s: H2Stream): boolean {
+    const batch = this.#batch;
+    while (s.queue.length && batch.length < BATCH) {
+      const item = s.queue[0];
+      if (item.kind === "headers") {
+        this.#collectHeaders(s, item);
+        s.queue.shift();
+      } else if (item.kind === "reset") {
+        this.#collectReset(s, item);
+      } else {
+        if (this.#collectData(s, item)) return true;
+        if (item.off < item.bytes.length) break;
+        s.queue.shift();
+        item.done?.();
+        break; // one data item per stream per round keeps streams fair
+      }
+    }
+    return false;
+  }
+
+  /** A header block as HEADERS then CONTINUATION frames of at most the peer's frame size. */
+  #collectHeaders(s: H2Stream, item: Extract<Outgoing, { kind: "headers" }>): void {
+    const batch = this.#batch;
+    const maxFrame = this.#peerMaxFrame;
+    let block = item.block;
+    let type = FrameType.HEADERS;
+    for (;;) {
+      const piece = block.subarray(0, maxFrame);
+      block = block.subarray(piece.length);
+      const last = block.length === 0;
+      const flags = (last ? END_HEADERS : 0) |
+        (type === FrameType.HEADERS && item.end ? END_STREAM : 0);
+      batch.buf.set(piece, batch.frame(piece.length, type, flags, s.id));
+      if (last) break;
+      type = FrameType.CONTINUATION;
+    }
+  }
+
+  /** Our end of a stream by RST_STREAM: what was still queued on it is dropped. */
+  #collectReset(s: H2Stream, item: Extract<Outgoing, { kind: "reset" }>): void {
+    s.queue.length = 0;
+    // After our END_STREAM, only needed while the client is still sending.
+    if (!(item.afterEnd && s.remoteClosed)) {
+      const at = this.#batch.frame(4, FrameType.RST_STREAM, 0, s.id);
+      const buf = this.#batch.buf;
+      new DataView(buf.buffer, buf.byteOffset).setUint32(at, item.code);
+    }
+    this.#forget(s, item.afterEnd && s.remoteClosed ? Closed.DONE : Closed.BY_US);
+    if (!s.remoteClosed) {
+      // Nothing more will be read from the client on this stream.
+      s.remoteClosed = true;
+      s.onEnd();
+    }
+  }
+
+  /**
+   * A data item's bytes as DATA frames, within both send windows and the
+   * batch; true when a window stopped it.
+   */
+  #collectData(s: H2Stream, item: Extract<Outgoing, { kind: "data" }>): boolean {
+    const batch = this.#batch;
+    const maxFrame = this.#peerMaxFrame;
+    while (item.off < item.bytes.length && batch.length < BATCH) {
+      const n = Math.min(item.bytes.length - item.off, maxFrame, s.sendWindow, this.#sendWindow);
+      if (n <= 0) return true;
+      batch.buf.set(
+        item.bytes.subarray(item.off, item.off + n),
+        batch.frame(n, FrameType.DATA, 0, s.id),
+      );
+      item.off += n;
+      s.sendWindow -= n;
+      this.#sendWindow -= n;
+    }
+    return false;
+  }
+}
+
+/**
+ * The bytes of one write to the transport: frames appended to a buffer that
+ * grows when it must, and is kept for the next write unless it grew too big.
+ */
+class Batch {
+  #kept = new Uint8Array(BATCH + 64 * 1024);
+  #buf = this.#kept;
+  /** Bytes appended since the last take(). */
+  length = 0;
+
+  /** The buffer the frames are in (it changes when it grows). */
+  get buf(): Uint8Array {
+    return this.#buf;
+  }
+
+  append(bytes: Uint8Array): void {
+    this.#ensure(bytes.length);
+    this.#buf.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  /** Appends a frame header for `len` bytes of payload; returns where that payload goes in `buf`. */
+  frame(len: number, type: number, flags: number, id: number): number {
+    this.#ensure(9 + len);
+    writeHeader(this.#buf, this.length, len, type, flags, id);
+    const at = this.length + 9;
+    this.length = at + len;
+    return at;
+  }
+
+  /** The bytes appended (null when none); the next frames start a new batch. */
+  take(): Uint8Array | null {
+    const buf = this.#buf;
+    const len = this.length;
+    this.length = 0;
+    if (buf !== this.#kept && buf.length <= 4 * BATCH) this.#kept = buf;
+    this.#buf = this.#kept;
+    return len === 0 ? null : buf.subarray(0, len);
+  }
+
+  #ensure(n: number): void {
+    if (this.length + n <= this.#buf.length) return;
+    const bigger = new Uint8Array(Math.max(this.#buf.length * 2, this.length + n));
+    bigger.set(this.#buf.subarray(0, this.length));
+    this.#buf = bigger;
   }
 }
 
@@ -885,14 +951,14 @@ class ReadError extends Error {
   }
 }
 
-const CONNECTION_SPECIFIC = new Set([
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
   "connection",
   "proxy-connection",
   "keep-alive",
   "transfer-encoding",
   "upgrade",
 ]);
-const REQUEST_PSEUDO = new Set([":method", ":scheme", ":path", ":authority"]);
+const REQUEST_PSEUDO: ReadonlySet<string> = new Set([":method", ":scheme", ":path", ":authority"]);
 /** A field name: lowercase visible ASCII, no separators that HTTP forbids (RFC 9113 §8.2.1). */
 const BAD_NAME = /[^!#$%&'*+\-.^_`|~0-9a-z]/;
 const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;

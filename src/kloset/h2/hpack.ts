@@ -108,13 +108,18 @@ function buildTree(): Int32Array {
   return Int32Array.from(tree);
 }
 
-let TREE: Int32Array | undefined;
+/**
+ * Built once at load (a few milliseconds), never written. Building it on
+ * first use would save nothing: grpc-go's encoder Huffman-codes every string
+ * that comes out shorter, so plakar's first request needs it.
+ */
+const TREE: Readonly<Int32Array> = buildTree();
 
 export class HpackError extends Error {}
 
 /** Decodes a Huffman-coded string (RFC 7541 §5.2). */
 export function huffmanDecode(src: Uint8Array): Uint8Array {
-  const tree = TREE ??= buildTree();
+  const tree = TREE;
   const out = new Uint8Array(Math.ceil((src.length * 8) / 5));
   let n = 0;
   let node = 0;

@@ -53,7 +53,7 @@ export interface GuardResult {
 /** Longest line start the guard looks at (the rest of a line passes through). */
 const HEAD = 128;
 /** Statements that cannot run inside a transaction block, as the tools write them. */
-const NON_TRANSACTIONAL = [
+const NON_TRANSACTIONAL: readonly string[] = [
   "CREATE DATABASE ",
   "DROP DATABASE ",
   "CREATE TABLESPACE ",
@@ -83,136 +83,180 @@ const TX_COMMIT_END = new TextEncoder().encode("\nCOMMIT;\n");
 export function completionGuard(
   completion: Completion,
 ): { transform: TransformStream<Uint8Array, Uint8Array>; result: () => GuardResult } {
-  const dec = new TextDecoder("utf-8", { fatal: false });
-  const enc = new TextEncoder();
-  let carry = new Uint8Array(0); // an unterminated line start shorter than HEAD
-  let inLongLine = false; // inside a line whose head was already decided
-  let copyCandidate = false; // that long line began with "COPY "
-  let tail = ""; // last bytes of that long line, for " FROM stdin;"
-  let inCopy = false;
-  let started = false;
-  let atomic = true;
-  let breaker: string | undefined;
-  let seen = false;
-  let ended = false;
+  const guard = new CompletionScanner(completion);
+  const transform = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      const out = guard.push(chunk);
+      if (out) controller.enqueue(out);
+    },
+    flush(controller) {
+      for (const part of guard.end()) controller.enqueue(part);
+    },
+  });
+  return { transform, result: () => guard.result() };
+}
 
-  // Decides a line from its head (the whole line when `whole`). Returns what
-  // to put before the line and what replaces it (undefined: keep).
-  const decide = (
-    head: Uint8Array,
-    whole: boolean,
-  ): { before?: Uint8Array; replace?: Uint8Array } => {
-    if (inCopy) {
+const dec = new TextDecoder("utf-8", { fatal: false });
+const enc = new TextEncoder();
+
+/** completionGuard's state, a line at a time across chunks. */
+class CompletionScanner {
+  readonly #completion: Completion;
+  #carry = new Uint8Array(0); // an unterminated line start shorter than HEAD
+  #inLongLine = false; // inside a line whose head was already decided
+  #copyCandidate = false; // that long line began with "COPY "
+  #tail = ""; // last bytes of that long line, for " FROM stdin;"
+  #inCopy = false;
+  #started = false;
+  #atomic = true;
+  #breaker: string | undefined;
+  #seen = false;
+  #ended = false;
+
+  constructor(completion: Completion) {
+    this.#completion = completion;
+  }
+
+  result(): GuardResult {
+    return {
+      ended: this.#ended,
+      complete: this.#ended && this.#seen && !this.#inCopy,
+      atomic: this.#atomic,
+      breaker: this.#breaker,
+    };
+  }
+
+  /** The bytes to pass on for `chunk` (undefined: none yet). */
+  push(chunk: Uint8Array): Uint8Array | undefined {
+    const out: Uint8Array[] = [];
+    if (!this.#started) {
+      this.#started = true;
+      out.push(TX_BEGIN);
+    }
+    const data = this.#carry.length > 0 ? concatBytes([this.#carry, chunk]) : chunk;
+    this.#carry = new Uint8Array(0);
+    let span = 0; // start of the bytes not yet put out
+    let pos = 0;
+    while (pos < data.length) {
+      if (this.#inLongLine) {
+        pos = this.#skipLongLine(data, pos);
+        continue;
+      }
+      const nl = data.indexOf(0x0a, pos);
+      const end = nl < 0 ? data.length : nl;
+      if (end - pos >= HEAD) {
+        const { before } = this.#decide(data.subarray(pos, pos + HEAD), false);
+        if (before) {
+          out.push(data.subarray(span, pos), before);
+          span = pos;
+        }
+        this.#inLongLine = true;
+        if (this.#copyCandidate) {
+          this.#tail = dec.decode(data.subarray(pos + HEAD - 32, pos + HEAD));
+        }
+        pos += HEAD;
+        continue;
+      }
+      if (nl < 0) {
+        // A line start cut by the chunk: decide it with the next chunk.
+        out.push(data.subarray(span, pos));
+        this.#carry = data.slice(pos);
+        span = data.length;
+        break;
+      }
+      const { before, replace } = this.#decide(data.subarray(pos, nl), true);
+      if (before || replace) {
+        out.push(data.subarray(span, pos));
+        if (before) out.push(before);
+        if (replace) {
+          out.push(replace);
+          span = nl;
+        } else {
+          span = pos;
+        }
+      }
+      pos = nl + 1;
+    }
+    if (span < data.length) out.push(data.subarray(span));
+    const parts = out.filter((p) => p.length > 0);
+    if (parts.length === 1) return parts[0];
+    if (parts.length > 1) return concatBytes(parts);
+    return undefined;
+  }
+
+  /** The end of the script: its last line, and the COMMIT when it was complete. */
+  end(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    if (this.#carry.length > 0) {
+      const { before, replace } = this.#decide(this.#carry, true);
+      if (before) out.push(before);
+      out.push(replace ?? this.#carry);
+      this.#carry = new Uint8Array(0);
+    }
+    if (this.#inLongLine) this.#seen = false;
+    this.#ended = true;
+    if (this.#seen && !this.#inCopy && this.#atomic && this.#started) out.push(TX_COMMIT_END);
+    return out;
+  }
+
+  /**
+   * The rest of a line whose head was decided: passed through, only its last
+   * bytes kept when it may be `COPY ... FROM stdin;`. Returns where the scan
+   * goes on (data.length when the line goes on in the next chunk).
+   */
+  #skipLongLine(data: Uint8Array, pos: number): number {
+    const nl = data.indexOf(0x0a, pos);
+    const end = nl < 0 ? data.length : nl;
+    if (this.#copyCandidate) {
+      this.#tail = (this.#tail + dec.decode(data.subarray(Math.max(pos, end - 32), end))).slice(
+        -32,
+      );
+    }
+    if (nl < 0) return data.length;
+    if (this.#copyCandidate && this.#tail.replace(/\r$/, "").endsWith(COPY_FROM_STDIN)) {
+      this.#inCopy = true;
+    }
+    this.#inLongLine = false;
+    this.#copyCandidate = false;
+    this.#tail = "";
+    return nl + 1;
+  }
+
+  /**
+   * Decides a line from its head (the whole line when `whole`). Returns what
+   * to put before the line and what replaces it (undefined: keep).
+   */
+  #decide(head: Uint8Array, whole: boolean): { before?: Uint8Array; replace?: Uint8Array } {
+    if (this.#inCopy) {
       // Data rows: only their end marker `\.` matters (bytes, no decoding).
-      seen = false;
-      if (whole && isCopyEnd(head)) inCopy = false;
+      this.#seen = false;
+      if (whole && isCopyEnd(head)) this.#inCopy = false;
       return {};
     }
     const text = dec.decode(head).replace(/\r$/, "");
     const trimmed = whole ? text.trim() : text;
-    if (whole && trimmed === completion.line) seen = true;
+    if (whole && trimmed === this.#completion.line) this.#seen = true;
     else if (
       !(whole && (trimmed === "" || trimmed === "--")) && !text.startsWith("\\unrestrict ")
     ) {
-      seen = false;
+      this.#seen = false;
     }
     if (text.startsWith("COPY ")) {
-      if (whole) inCopy = text.endsWith(COPY_FROM_STDIN);
-      else copyCandidate = true;
+      if (whole) this.#inCopy = text.endsWith(COPY_FROM_STDIN);
+      else this.#copyCandidate = true;
     }
-    if (!atomic) return {};
+    if (!this.#atomic) return {};
     if (whole && (trimmed === "BEGIN;" || trimmed === "COMMIT;")) {
       return { replace: enc.encode(`-- ${trimmed} (the restore runs in one transaction)`) };
     }
     const breaks = NON_TRANSACTIONAL.find((p) => text.startsWith(p));
     if (breaks !== undefined) {
-      atomic = false;
-      breaker = breaks.trim();
+      this.#atomic = false;
+      this.#breaker = breaks.trim();
       return { before: TX_COMMIT };
     }
     return {};
-  };
-
-  const transform = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      const out: Uint8Array[] = [];
-      if (!started) {
-        started = true;
-        out.push(TX_BEGIN);
-      }
-      const data = carry.length > 0 ? concatBytes([carry, chunk]) : chunk;
-      carry = new Uint8Array(0);
-      let span = 0; // start of the bytes not yet put out
-      let pos = 0;
-      while (pos < data.length) {
-        if (inLongLine) {
-          const nl = data.indexOf(0x0a, pos);
-          const end = nl < 0 ? data.length : nl;
-          if (copyCandidate) {
-            tail = (tail + dec.decode(data.subarray(Math.max(pos, end - 32), end))).slice(-32);
-          }
-          if (nl < 0) break;
-          if (copyCandidate && tail.replace(/\r$/, "").endsWith(COPY_FROM_STDIN)) inCopy = true;
-          inLongLine = false;
-          copyCandidate = false;
-          tail = "";
-          pos = nl + 1;
-          continue;
-        }
-        const nl = data.indexOf(0x0a, pos);
-        const end = nl < 0 ? data.length : nl;
-        if (end - pos >= HEAD) {
-          const { before } = decide(data.subarray(pos, pos + HEAD), false);
-          if (before) {
-            out.push(data.subarray(span, pos), before);
-            span = pos;
-          }
-          inLongLine = true;
-          if (copyCandidate) tail = dec.decode(data.subarray(pos + HEAD - 32, pos + HEAD));
-          pos += HEAD;
-          continue;
-        }
-        if (nl < 0) {
-          // A line start cut by the chunk: decide it with the next chunk.
-          out.push(data.subarray(span, pos));
-          carry = data.slice(pos);
-          span = data.length;
-          break;
-        }
-        const { before, replace } = decide(data.subarray(pos, nl), true);
-        if (before || replace) {
-          out.push(data.subarray(span, pos));
-          if (before) out.push(before);
-          if (replace) {
-            out.push(replace);
-            span = nl;
-          } else {
-            span = pos;
-          }
-        }
-        pos = nl + 1;
-      }
-      if (span < data.length) out.push(data.subarray(span));
-      const parts = out.filter((p) => p.length > 0);
-      if (parts.length === 1) controller.enqueue(parts[0]);
-      else if (parts.length > 1) controller.enqueue(concatBytes(parts));
-    },
-    flush(controller) {
-      if (carry.length > 0) {
-        const { before, replace } = decide(carry, true);
-        if (before) controller.enqueue(before);
-        controller.enqueue(replace ?? carry);
-        carry = new Uint8Array(0);
-      }
-      if (inLongLine) seen = false;
-      ended = true;
-      if (seen && !inCopy && atomic && started) controller.enqueue(TX_COMMIT_END);
-    },
-  });
-  return {
-    transform,
-    result: () => ({ ended, complete: ended && seen && !inCopy, atomic, breaker }),
-  };
+  }
 }
 
 /** `\.` (optionally with a carriage return): the end of COPY data. */

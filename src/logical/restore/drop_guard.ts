@@ -19,7 +19,7 @@
 // puts another name in it, `disarm` empties it and lets psql quit.
 
 import type { ExportOptions } from "../../pg/config.ts";
-import { warn } from "../../pg/log.ts";
+import { warn } from "../../log.ts";
 import { toolEnv, toolPath, withRole } from "../../pg/tools.ts";
 import { psqlArgv } from "./psql_argv.ts";
 

@@ -5,10 +5,12 @@
 // the numbered prefix). This file only dispatches and gives the verdict.
 
 import type { ExportEntry, ExporterConnector, InitParams } from "../../kloset/connector.ts";
-import { type ExportOptions, formatList, parseExportConfig } from "../../pg/config.ts";
-import { error as logError } from "../../pg/log.ts";
+import { type ExportOptions, LOGICAL_SCHEMES, parseExportConfig } from "../../pg/config.ts";
+import { formatList, schemeNamed } from "../../pg/options.ts";
+import { error as logError } from "../../log.ts";
 import { databaseFromPath } from "../../pg/names.ts";
-import { type PemFiles, prepareConnection } from "../../pg/pem_files.ts";
+import type { PemFiles } from "../../pg/pem_files.ts";
+import { prepareConnection } from "../../pg/prepare.ts";
 import { report, restorePreflight } from "../preflight.ts";
 import { classify, type FileKind } from "./classify.ts";
 import { expectedCompletion } from "./completion.ts";
@@ -16,15 +18,18 @@ import { peek } from "./peek.ts";
 import { restoreArchive } from "./pg_restore.ts";
 import { globalsFilter, PsqlRunner } from "./psql.ts";
 import { TargetCheck } from "./target.ts";
+import { Runtime } from "../../proc/runtime.ts";
 
+/** `runtime`: the process's (src/proc/runtime.ts); a test may leave it to a runtime of its own. */
 export async function createLogicalExporter(
   params: InitParams,
-  variant: "logical" | "aws",
+  runtime: Runtime = new Runtime(),
 ): Promise<ExporterConnector> {
-  const opts = parseExportConfig(params.config, variant);
-  const pem = await prepareConnection(opts, variant);
+  const scheme = schemeNamed(params.proto, LOGICAL_SCHEMES);
+  const opts = parseExportConfig(params.config, scheme);
+  const pem = await prepareConnection(opts);
   // Read once, never written: what the target check learns is returned, not stored here.
-  return new LogicalExporter(Object.freeze(opts), pem);
+  return new LogicalExporter(Object.freeze(opts), pem, runtime);
 }
 
 /** One snapshot file, once its first bytes are read. */
@@ -38,6 +43,7 @@ interface File {
 class LogicalExporter implements ExporterConnector {
   readonly #opts: ExportOptions;
   readonly #pem: PemFiles;
+  readonly #runtime: Runtime;
   readonly #target: TargetCheck;
   readonly #psql: PsqlRunner;
   readonly #failures: string[] = [];
@@ -47,11 +53,12 @@ class LogicalExporter implements ExporterConnector {
   /** Whether a full pg_dumpall script (all databases) was restored. */
   #sawCluster = false;
 
-  constructor(opts: ExportOptions, pem: PemFiles) {
+  constructor(opts: ExportOptions, pem: PemFiles, runtime: Runtime) {
     this.#opts = opts;
     this.#pem = pem;
+    this.#runtime = runtime;
     this.#target = new TargetCheck(opts);
-    this.#psql = new PsqlRunner(opts);
+    this.#psql = new PsqlRunner(opts, runtime);
   }
 
   info() {
@@ -157,7 +164,15 @@ class LogicalExporter implements ExporterConnector {
     const pathname = file.entry.pathname;
     if (kind === "custom") {
       const size = file.entry.fileInfo?.size ?? 0;
-      const job = { input: file.stream, database, pathname, size, binDir, signal: file.signal };
+      const job = {
+        input: file.stream,
+        database,
+        pathname,
+        size,
+        binDir,
+        signal: file.signal,
+        runtime: this.#runtime,
+      };
       await restoreArchive(opts, job);
       return;
     }

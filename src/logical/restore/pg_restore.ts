@@ -16,6 +16,7 @@ import {
 } from "../../pg/tools.ts";
 import { ALWAYS_PRESENT, archiveDatabase, recreateViaTemporary } from "./safe_restore.ts";
 import { checkSpoolSpace, spool, systemTempDir } from "./spool.ts";
+import type { Runtime } from "../../proc/runtime.ts";
 
 /** One archive to restore. */
 export interface ArchiveJob {
@@ -29,6 +30,8 @@ export interface ArchiveJob {
   /** Where pg_restore runs from (the target check's choice); undefined: PATH. */
   binDir: string | undefined;
   signal?: AbortSignal;
+  /** The process's runtime, where pg_restore and the spool file are tracked. */
+  runtime: Runtime;
 }
 
 /** Builds the pg_restore argv for a custom-format dump of `database`. */
@@ -94,6 +97,7 @@ async function recreateSafely(opts: ExportOptions, job: ArchiveJob): Promise<voi
   await recreateViaTemporary(job.input, {
     opts,
     binDir: job.binDir,
+    runtime: job.runtime,
     target: job.database,
     pathname: job.pathname,
     restoreInto: (temporary, stream) =>
@@ -152,6 +156,7 @@ async function runPgRestore(
     what: `of ${job.pathname} into database ${JSON.stringify(job.database)}`,
     secrets: [opts.conn.password],
     signal: job.signal,
+    runtime: job.runtime,
   };
   if (spoolSize === undefined) {
     await toolWithInput(spec, job.input);
@@ -161,6 +166,7 @@ async function runPgRestore(
     dir: opts.spoolDir,
     size: spoolSize,
     signal: job.signal,
+    runtime: job.runtime,
   });
   await toolOutput({
     ...spec,

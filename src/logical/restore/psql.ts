@@ -8,7 +8,7 @@
 // set, so its ERROR lines decide: any error fails the file.
 
 import type { ExportOptions } from "../../pg/config.ts";
-import { warn } from "../../pg/log.ts";
+import { warn } from "../../log.ts";
 import { versionMajor } from "../../pg/tool_search.ts";
 import { toolEnv, toolPath, toolVersionLine, toolWithInput, withRole } from "../../pg/tools.ts";
 import { type Completion, completionGuard, type GuardResult } from "./completion.ts";
@@ -22,6 +22,7 @@ import {
   ScriptRefusedError,
 } from "./psql_guard.ts";
 import { idempotentRoles } from "./roles.ts";
+import type { Runtime } from "../../proc/runtime.ts";
 
 /** One script to run. */
 export interface ScriptJob {
@@ -59,10 +60,12 @@ export function globalsFilter(me: string): TransformStream<Uint8Array, Uint8Arra
 /** Runs scripts through psql; knows, once per psql binary, what that psql can do. */
 export class PsqlRunner {
   readonly #opts: ExportOptions;
+  readonly #runtime: Runtime;
   #modeOf: { bin: string; mode: Promise<PsqlMode> } | undefined;
 
-  constructor(opts: ExportOptions) {
+  constructor(opts: ExportOptions, runtime: Runtime) {
     this.#opts = opts;
+    this.#runtime = runtime;
   }
 
   async run(job: ScriptJob): Promise<void> {
@@ -102,7 +105,7 @@ export class PsqlRunner {
 
   /** Asked once per psql binary; said once when it has no restricted mode, since the guard is then alone. */
   #mode(bin: string): Promise<PsqlMode> {
-    if (this.#modeOf?.bin !== bin) this.#modeOf = { bin, mode: askMode(bin) };
+    if (this.#modeOf?.bin !== bin) this.#modeOf = { bin, mode: askMode(bin, this.#runtime) };
     return this.#modeOf.mode;
   }
 
@@ -120,6 +123,7 @@ export class PsqlRunner {
         env: withRole(await toolEnv(opts.conn), opts.role),
         what: `of ${job.what} into database ${JSON.stringify(job.database)}`,
         secrets: [opts.conn.password],
+        runtime: this.#runtime,
       },
       job.input,
       (line) => {
@@ -153,8 +157,8 @@ function truncation(
 }
 
 /** What `bin` can do, from its --version; warns when it has no restricted mode. */
-async function askMode(bin: string): Promise<PsqlMode> {
-  const m = await toolVersionLine(bin).then(
+async function askMode(bin: string, runtime: Runtime): Promise<PsqlMode> {
+  const m = await toolVersionLine(bin, runtime).then(
     (line) => ({ line, restrict: restrictSupported(line), major: versionMajor(line) }),
     () => ({ line: `${bin} (its --version failed)`, restrict: false, major: undefined }),
   );

@@ -82,7 +82,7 @@ const META_LINE_MAX = 4096;
 /** Bytes of a word kept: the longest word looked at is "transaction". */
 const WORD_MAX = 16;
 /** The words looked at: psql's function-body heuristic's, COPY's, transaction ends'. */
-const KEYWORDS = [
+const KEYWORDS: readonly string[] = [
   "create",
   "function",
   "procedure",
@@ -103,14 +103,16 @@ const KEYWORDS = [
   "transaction",
 ];
 /** Length and first letter of each, to skip the others without making a string. */
-const KEYWORD_SHAPES = new Set(KEYWORDS.map((w) => (w.length << 8) | w.charCodeAt(0)));
+const KEYWORD_SHAPES: ReadonlySet<number> = new Set(
+  KEYWORDS.map((w) => (w.length << 8) | w.charCodeAt(0)),
+);
 /** Longest dollar-quote tag followed (psql has no limit; a longer one is refused). */
 const TAG_MAX = 1024;
 
 /** Meta-commands a dump needs psql to run, on a line of their own between statements. */
-const RUN = new Set(["connect", "c", "encoding"]);
+const RUN: ReadonlySet<string> = new Set(["connect", "c", "encoding"]);
 /** pg_dump's own restricted-mode lines: ours already holds, so they are dropped. */
-const DROP = new Set(["restrict", "unrestrict"]);
+const DROP: ReadonlySet<string> = new Set(["restrict", "unrestrict"]);
 
 const UNQUOTED_DB = String.raw`[A-Za-z0-9_.$\u0080-\u{10FFFF}][A-Za-z0-9_.$\-\u0080-\u{10FFFF}]*`;
 const QUOTED_DB = String.raw`"(?:[^"\x00-\x1f]|"")+"`;
@@ -593,6 +595,11 @@ class Scanner {
     }
   }
 
+  /**
+   * One byte in the current lexer state. Each state's method returns whether
+   * it took the byte; when it did not, it has left its state and the byte is
+   * read again in the next one (psql's yyless).
+   */
   #step(b: number, data: Uint8Array, i: number) {
     for (;;) {
       switch (this.#mode) {
@@ -600,206 +607,267 @@ class Scanner {
           this.#initial(b, data, i);
           return;
         case DASH:
-          if (b === 0x2d) {
-            this.#mode = LINE_COMMENT;
-            return;
-          }
-          this.#pending = true;
-          this.#token();
-          this.#mode = INITIAL;
-          continue;
         case SLASH:
-          if (b === 0x2a) {
-            this.#mode = BLOCK_COMMENT;
-            this.#xcDepth = 1;
-            this.#xcStar = this.#xcSlash = false;
-            return;
-          }
-          this.#token();
-          this.#mode = INITIAL;
-          continue;
+          if (this.#stepCommentStart(b)) return;
+          break;
         case LINE_COMMENT:
-          // psql's comment ends at a carriage return too.
-          if (b === LF || b === CR) {
-            this.#mode = INITIAL;
-            continue;
-          }
-          return;
         case BLOCK_COMMENT:
-          if (b === LF) {
-            this.#xcStar = this.#xcSlash = false;
-          } else if (this.#xcStar && b === 0x2f) {
-            this.#xcStar = false;
-            if (--this.#xcDepth === 0) this.#mode = INITIAL;
-          } else if (this.#xcSlash && b === 0x2a) {
-            this.#xcDepth++;
-            this.#xcStar = this.#xcSlash = false;
-          } else {
-            this.#xcStar = b === 0x2a;
-            this.#xcSlash = b === 0x2f;
-          }
-          return;
+          if (this.#stepComment(b)) return;
+          break;
         case XQ:
-          if (b === QUOTE) {
-            if (this.#strict && this.#backslashes % 2 === 1) this.#refuseAmbiguousString();
-            this.#closeQuote(XQ);
-          } else if (b === BACKSLASH_BYTE) {
-            this.#backslashes++;
-          } else {
-            this.#backslashes = 0;
-          }
-          return;
         case XRAW:
         case XBIT:
-          if (b === QUOTE) this.#closeQuote(this.#mode);
-          return;
         case XE:
-          if (this.#escape) {
-            this.#escape = false;
-          } else if (b === BACKSLASH_BYTE) {
-            // In SJIS, BIG5, GBK... a backslash byte can end a character.
-            if (this.#strict && this.#prev >= 0x80) this.#refuseEncoding();
-            this.#escape = true;
-          } else if (b === QUOTE) {
-            this.#closeQuote(XE);
-          }
+          this.#stepString(b);
           return;
         case XQS:
           if (this.#afterQuote(b)) return;
           this.#mode = INITIAL;
-          continue;
+          break;
         case XD:
-          if (b === DQUOTE) {
-            this.#mode = XD_END;
-          }
-          return;
         case XD_END:
-          if (b === DQUOTE) {
-            this.#mode = XD;
-            return;
-          }
-          this.#mode = INITIAL;
-          continue;
+          if (this.#stepQuotedIdentifier(b)) return;
+          break;
         case DOLLAR:
           if (this.#dollar(b)) return;
-          continue;
+          break;
         case XDOLQ:
           this.#insideDollarQuote(b);
           return;
         case IDENT:
           if (this.#identifier(b)) return;
-          continue;
+          break;
         case UAMP:
-          if (b === QUOTE) {
-            this.#startString(XRAW);
-            return;
-          }
-          if (b === DQUOTE) {
-            this.#token();
-            this.#mode = XD;
-            return;
-          }
-          this.#token(); // "u" and "&"
-          this.#mode = INITIAL;
-          continue;
+          if (this.#unicodeAmpersand(b)) return;
+          break;
         case NUMBER:
           if (this.#number(b, data, i)) return;
           if (this.#mode === NUMBER) this.#mode = INITIAL;
-          continue;
+          break;
         case COLON:
-          if (b === 0x3a) { // "::", a cast
-            this.#token();
-            this.#mode = INITIAL;
-            return;
-          }
-          if (isWordChar(b)) {
-            this.#varName = [b];
-            this.#mode = COLON_NAME;
-            return;
-          }
-          if (b === QUOTE || b === DQUOTE) {
-            this.#varName = [];
-            this.#mode = b === QUOTE ? COLON_SQ : COLON_DQ;
-            return;
-          }
-          this.#token();
-          this.#mode = INITIAL;
-          continue;
         case COLON_NAME:
-          if (isWordChar(b)) {
-            if (this.#varName.length <= 64) this.#varName.push(b);
-            return;
-          }
-          this.#checkVariable();
-          this.#mode = INITIAL;
-          continue;
         case COLON_SQ:
-        case COLON_DQ: {
-          const close = this.#mode === COLON_SQ ? QUOTE : DQUOTE;
-          if (isWordChar(b)) {
-            this.#varName.push(b);
-            return;
-          }
-          // :'name' and :"name" are quoted values, never read as script.
-          if (b === close && this.#varName.length > 0) {
-            this.#token();
-            this.#mode = INITIAL;
-            return;
-          }
-          // Not a variable: ":" then a string or identifier holding the name.
-          this.#token();
-          if (close === QUOTE) {
-            this.#mode = XQ;
-            this.#backslashes = 0;
-          } else {
-            this.#mode = XD;
-          }
-          continue;
-        }
+        case COLON_DQ:
+          if (this.#stepVariable(b)) return;
+          break;
         case BACKSLASH:
-          if (b === 0x3b || b === 0x3a) {
-            // "\;" and "\:" put the character itself into the query.
-            if (b === 0x3b) {
-              this.#endStatement(false);
-              this.#identifierCount = 0;
-            }
-            this.#pending = true;
-            this.#mode = INITIAL;
-            this.#held.push(b);
-            this.#release();
-            this.#segStart = i + 1;
-            return;
-          }
-          this.#mode = META_NAME;
-          continue;
         case META_NAME:
-          // psql: the command name ends at whitespace or a backslash.
-          if (!isSpace(b) && b !== BACKSLASH_BYTE) {
-            if (this.#held.length > 64) this.#refuseMeta();
-            this.#held.push(b);
-            return;
-          }
-          this.#decideName();
-          continue;
         case META_LINE:
-          if (b === LF) {
-            this.#finishMeta();
-            this.#segStart = i;
-            this.#mode = INITIAL;
-            return;
-          }
-          if (this.#held.length >= META_LINE_MAX) {
-            this.#refuse(
-              `psql meta-command \\${this.#metaName} is not allowed on a line this long in a restored script`,
-              `\\${this.#metaName}`,
-            );
-          }
-          this.#held.push(b);
-          return;
+          if (this.#stepMeta(b, i)) return;
+          break;
       }
     }
   }
 
+  /** After "-" or "/": a comment's start, or an operator (false: reprocess `b` in INITIAL). */
+  #stepCommentStart(b: number): boolean {
+    if (this.#mode === DASH) {
+      if (b === 0x2d) {
+        this.#mode = LINE_COMMENT;
+        return true;
+      }
+      this.#pending = true;
+    } else if (b === 0x2a) {
+      this.#mode = BLOCK_COMMENT;
+      this.#xcDepth = 1;
+      this.#xcStar = this.#xcSlash = false;
+      return true;
+    }
+    this.#token();
+    this.#mode = INITIAL;
+    return false;
+  }
+
+  /** Inside a line or block comment; false: a line comment ended, reprocess `b` in INITIAL. */
+  #stepComment(b: number): boolean {
+    if (this.#mode === LINE_COMMENT) {
+      // psql's comment ends at a carriage return too.
+      if (b !== LF && b !== CR) return true;
+      this.#mode = INITIAL;
+      return false;
+    }
+    if (b === LF) {
+      this.#xcStar = this.#xcSlash = false;
+    } else if (this.#xcStar && b === 0x2f) {
+      this.#xcStar = false;
+      if (--this.#xcDepth === 0) this.#mode = INITIAL;
+    } else if (this.#xcSlash && b === 0x2a) {
+      this.#xcDepth++;
+      this.#xcStar = this.#xcSlash = false;
+    } else {
+      this.#xcStar = b === 0x2a;
+      this.#xcSlash = b === 0x2f;
+    }
+    return true;
+  }
+
+  /** Inside a string literal of any kind: every byte is the string's, up to its closing quote. */
+  #stepString(b: number) {
+    switch (this.#mode) {
+      case XQ:
+        if (b === QUOTE) {
+          if (this.#strict && this.#backslashes % 2 === 1) this.#refuseAmbiguousString();
+          this.#closeQuote(XQ);
+        } else if (b === BACKSLASH_BYTE) {
+          this.#backslashes++;
+        } else {
+          this.#backslashes = 0;
+        }
+        return;
+      case XE:
+        if (this.#escape) {
+          this.#escape = false;
+        } else if (b === BACKSLASH_BYTE) {
+          // In SJIS, BIG5, GBK... a backslash byte can end a character.
+          if (this.#strict && this.#prev >= 0x80) this.#refuseEncoding();
+          this.#escape = true;
+        } else if (b === QUOTE) {
+          this.#closeQuote(XE);
+        }
+        return;
+      default: // XRAW, XBIT
+        if (b === QUOTE) this.#closeQuote(this.#mode);
+    }
+  }
+
+  /** Inside a "quoted identifier"; false: it ended, reprocess `b` in INITIAL. */
+  #stepQuotedIdentifier(b: number): boolean {
+    if (this.#mode === XD) {
+      if (b === DQUOTE) this.#mode = XD_END;
+      return true;
+    }
+    if (b === DQUOTE) { // a doubled quote
+      this.#mode = XD;
+      return true;
+    }
+    this.#mode = INITIAL;
+    return false;
+  }
+
+  /** After "u&": a Unicode string or identifier; false: "u" then "&", reprocess `b` in INITIAL. */
+  #unicodeAmpersand(b: number): boolean {
+    if (b === QUOTE) {
+      this.#startString(XRAW);
+      return true;
+    }
+    if (b === DQUOTE) {
+      this.#token();
+      this.#mode = XD;
+      return true;
+    }
+    this.#token(); // "u" and "&"
+    this.#mode = INITIAL;
+    return false;
+  }
+
+  /**
+   * After ":": a cast, a psql variable (checked when its name ends), or a
+   * lone colon; false: reprocess `b` in the mode left (INITIAL, or the
+   * string or identifier the colon was followed by).
+   */
+  #stepVariable(b: number): boolean {
+    switch (this.#mode) {
+      case COLON:
+        if (b === 0x3a) { // "::", a cast
+          this.#token();
+          this.#mode = INITIAL;
+          return true;
+        }
+        if (isWordChar(b)) {
+          this.#varName = [b];
+          this.#mode = COLON_NAME;
+          return true;
+        }
+        if (b === QUOTE || b === DQUOTE) {
+          this.#varName = [];
+          this.#mode = b === QUOTE ? COLON_SQ : COLON_DQ;
+          return true;
+        }
+        this.#token();
+        this.#mode = INITIAL;
+        return false;
+      case COLON_NAME:
+        if (isWordChar(b)) {
+          if (this.#varName.length <= 64) this.#varName.push(b);
+          return true;
+        }
+        this.#checkVariable();
+        this.#mode = INITIAL;
+        return false;
+    }
+    // COLON_SQ, COLON_DQ
+    const close = this.#mode === COLON_SQ ? QUOTE : DQUOTE;
+    if (isWordChar(b)) {
+      this.#varName.push(b);
+      return true;
+    }
+    // :'name' and :"name" are quoted values, never read as script.
+    if (b === close && this.#varName.length > 0) {
+      this.#token();
+      this.#mode = INITIAL;
+      return true;
+    }
+    // Not a variable: ":" then a string or identifier holding the name.
+    this.#token();
+    if (close === QUOTE) {
+      this.#mode = XQ;
+      this.#backslashes = 0;
+    } else {
+      this.#mode = XD;
+    }
+    return false;
+  }
+
+  /**
+   * After "\": `\;` or `\:`, or a meta-command, held back (with its line)
+   * until decided; false: reprocess `b` in the mode left.
+   */
+  #stepMeta(b: number, i: number): boolean {
+    switch (this.#mode) {
+      case BACKSLASH:
+        if (b === 0x3b || b === 0x3a) {
+          // "\;" and "\:" put the character itself into the query.
+          if (b === 0x3b) {
+            this.#endStatement(false);
+            this.#identifierCount = 0;
+          }
+          this.#pending = true;
+          this.#mode = INITIAL;
+          this.#held.push(b);
+          this.#release();
+          this.#segStart = i + 1;
+          return true;
+        }
+        this.#mode = META_NAME;
+        return false;
+      case META_NAME:
+        // psql: the command name ends at whitespace or a backslash.
+        if (!isSpace(b) && b !== BACKSLASH_BYTE) {
+          if (this.#held.length > 64) this.#refuseMeta();
+          this.#held.push(b);
+          return true;
+        }
+        this.#decideName();
+        return false;
+    }
+    // META_LINE
+    if (b === LF) {
+      this.#finishMeta();
+      this.#segStart = i;
+      this.#mode = INITIAL;
+      return true;
+    }
+    if (this.#held.length >= META_LINE_MAX) {
+      this.#refuse(
+        `psql meta-command \\${this.#metaName} is not allowed on a line this long in a restored script`,
+        `\\${this.#metaName}`,
+      );
+    }
+    this.#held.push(b);
+    return true;
+  }
+
+  /** INITIAL: one switch on the byte that starts a token, psqlscan.l's INITIAL rules side by side. */
   #initial(b: number, data: Uint8Array, i: number) {
     if (isSpace(b)) return;
     if (this.#strict && this.#prev >= 0x80 && (b === 0x3b || b === 0x3a)) this.#refuseEncoding();

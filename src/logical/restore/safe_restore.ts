@@ -48,12 +48,13 @@ import {
   asciiText,
   readArchiveToc,
 } from "../../pg/archive_toc.ts";
-import { error as logError, warn } from "../../pg/log.ts";
+import { error as logError, warn } from "../../log.ts";
 import { DropGuard } from "./drop_guard.ts";
 import { scriptGuard, ScriptRefusedError } from "./psql_guard.ts";
 import { toolEnv, toolPath, toolWithInput, withRole } from "../../pg/tools.ts";
 import { psqlArgv } from "./psql_argv.ts";
 import { concatBytes } from "../../proc/bytes.ts";
+import type { Runtime } from "../../proc/runtime.ts";
 
 /**
  * Databases every cluster has, never dropped or swapped: recreate=true
@@ -218,6 +219,8 @@ export interface SafeRecreate {
   opts: ExportOptions;
   /** Where the restore's psql runs from (its chosen tools); undefined: PATH. */
   binDir: string | undefined;
+  /** The process's runtime, where psql is tracked. */
+  runtime: Runtime;
   /** The database the user selected (database=, or the file's name): the one replaced. */
   target: string;
   /** The snapshot file, for messages. */
@@ -291,27 +294,8 @@ export async function recreateViaTemporary(
   input: ReadableStream<Uint8Array>,
   spec: SafeRecreate,
 ): Promise<void> {
-  if (ALWAYS_PRESENT.includes(spec.target)) {
-    await input.cancel().catch(() => {});
-    throw new Error(
-      `database ${JSON.stringify(spec.target)} is never dropped: restore it with clean=true`,
-    );
-  }
-  const { toc, stream } = await readToc(input);
-  const meta = databaseMeta(toc, spec.target);
-  const target = enc.encode(spec.target);
-  const renamed = meta.display !== spec.target;
-  if (renamed) warn(renamedNote(spec.pathname, meta.display, spec.target));
-  const properties = renamed
-    ? meta.properties.map((p) => retargetStatements(p, meta.name, spec.target))
-    : meta.properties;
-  // The same bytes as the archive's when the names agree (see the header).
-  const name = renamed ? target : meta.name;
-  const own = `${spec.pathname}: the archive's database properties`;
-  for (const statement of [meta.createDefn, ...properties]) {
-    if (statement) await assertPlainSql(statement, own);
-  }
-  const sql = new SqlRunner(spec.opts, spec.binDir);
+  const { stream, meta, name, properties } = await readArchiveDatabase(input, spec);
+  const sql = new SqlRunner(spec.opts, spec.binDir, spec.runtime);
   const names = workNames(spec.target);
   const head = enc.encode(RAW_BYTES);
   const kept = `${JSON.stringify(spec.target)} was left as it was`;
@@ -319,15 +303,7 @@ export async function recreateViaTemporary(
   // ends this process, it is dropped.
   const guard = await DropGuard.arm(spec.opts, spec.binDir, names.temporary);
   try {
-    try {
-      const create = meta.createDefn
-        ? renamedCreateDatabase(meta.createDefn, names.temporary)
-        : enc.encode(`CREATE DATABASE ${asText(ident(names.temporary))} TEMPLATE template0;\n`);
-      await sql.run(concat([head, create]), `creating ${names.temporary}`);
-    } catch (e) {
-      await stream.cancel().catch(() => {});
-      throw e;
-    }
+    await createTemporary(sql, head, meta.createDefn, names.temporary, stream);
     try {
       try {
         await spec.restoreInto(names.temporary, stream);
@@ -351,6 +327,56 @@ export async function recreateViaTemporary(
     }
   } finally {
     await guard.disarm();
+  }
+}
+
+/**
+ * The archive's database, read from its TOC, and its statements for the
+ * target's name. Refuses a database that is never dropped, and statements of
+ * the archive's own that are not plain SQL.
+ */
+async function readArchiveDatabase(input: ReadableStream<Uint8Array>, spec: SafeRecreate) {
+  if (ALWAYS_PRESENT.includes(spec.target)) {
+    await input.cancel().catch(() => {});
+    throw new Error(
+      `database ${JSON.stringify(spec.target)} is never dropped: restore it with clean=true`,
+    );
+  }
+  const { toc, stream } = await readToc(input);
+  const meta = databaseMeta(toc, spec.target);
+  const renamed = meta.display !== spec.target;
+  if (renamed) warn(renamedNote(spec.pathname, meta.display, spec.target));
+  const properties = renamed
+    ? meta.properties.map((p) => retargetStatements(p, meta.name, spec.target))
+    : meta.properties;
+  // The same bytes as the archive's when the names agree (see the header).
+  const name = renamed ? enc.encode(spec.target) : meta.name;
+  const own = `${spec.pathname}: the archive's database properties`;
+  for (const statement of [meta.createDefn, ...properties]) {
+    if (statement) await assertPlainSql(statement, own);
+  }
+  return { stream, meta, name, properties };
+}
+
+/**
+ * Creates the temporary database as the archive's CREATE DATABASE says, under
+ * the temporary name; on failure the archive is not read further.
+ */
+async function createTemporary(
+  sql: SqlRunner,
+  head: Uint8Array,
+  createDefn: Uint8Array | undefined,
+  temporary: string,
+  stream: ReadableStream<Uint8Array>,
+): Promise<void> {
+  try {
+    const create = createDefn
+      ? renamedCreateDatabase(createDefn, temporary)
+      : enc.encode(`CREATE DATABASE ${asText(ident(temporary))} TEMPLATE template0;\n`);
+    await sql.run(concat([head, create]), `creating ${temporary}`);
+  } catch (e) {
+    await stream.cancel().catch(() => {});
+    throw e;
   }
 }
 
@@ -519,7 +545,11 @@ function dropScript(name: string): Uint8Array {
 
 /** Runs SQL scripts through psql on the maintenance database, stopping at the first error. */
 class SqlRunner {
-  constructor(readonly opts: ExportOptions, readonly binDir: string | undefined) {}
+  constructor(
+    readonly opts: ExportOptions,
+    readonly binDir: string | undefined,
+    readonly runtime: Runtime,
+  ) {}
 
   async run(
     script: Uint8Array,
@@ -534,6 +564,7 @@ class SqlRunner {
         env: withRole(await toolEnv(opts.conn), opts.role),
         what: `(${what})`,
         secrets: [opts.conn.password],
+        runtime: this.runtime,
       },
       new ReadableStream({
         start(controller) {

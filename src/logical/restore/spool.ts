@@ -9,13 +9,13 @@
 // descriptor closes. plakar SIGKILLs its plugins when it is interrupted, so
 // cleanup that runs in this process cannot be relied on. Elsewhere the file
 // keeps its name and is removed on every path this process still runs:
-// after the restore, on failure, on cancel, and (src/proc/temp_files.ts) at
-// shutdown.
+// after the restore, on failure, on cancel, and (the runtime's temporary
+// files, src/proc/temp_files.ts) at shutdown.
 
 import { statfs } from "node:fs/promises";
-import { registerTempFile, removeTempFile } from "../../proc/temp_files.ts";
-import { messageBuffers } from "../../proc/buffer_pool.ts";
 import { descriptorOf } from "../../proc/libc.ts";
+import type { Runtime } from "../../proc/runtime.ts";
+import type { TempFiles } from "../../proc/temp_files.ts";
 
 /** The system temp directory, as Deno.makeTempFile picks it. */
 export function systemTempDir(): string {
@@ -58,17 +58,19 @@ export class SpoolFile implements AsyncDisposable {
    * @param path what a tool opens to read the dump: the open descriptor's
    * /proc path once the name is unlinked, else the file's name
    * @param size the bytes written
+   * @param tempFiles the registry the named file is in until removed
    * @param file the descriptor that keeps an unlinked file alive; without
    * it, the file still has its name on disk, which remove() deletes
    */
   constructor(
     readonly path: string,
     readonly size: number,
+    readonly tempFiles: TempFiles,
     readonly file?: Deno.FsFile,
   ) {}
   async remove(): Promise<void> {
     if (!this.file) {
-      await removeTempFile(this.path);
+      await this.tempFiles.remove(this.path);
       return;
     }
     try {
@@ -85,10 +87,10 @@ export class SpoolFile implements AsyncDisposable {
  * it by (/proc/<this pid>/fd/N); undefined, with the name kept, where that is
  * not possible.
  */
-async function unlinkOpen(path: string): Promise<string | undefined> {
-  const fd = descriptorOf(path);
+async function unlinkOpen(runtime: Runtime, path: string): Promise<string | undefined> {
+  const fd = descriptorOf(runtime.libc(), path);
   if (fd === undefined) return undefined;
-  await removeTempFile(path);
+  await runtime.tempFiles.remove(path);
   // Not /proc/self: the reader resolves the path in its own process.
   return `/proc/${Deno.pid}/fd/${fd}`;
 }
@@ -100,6 +102,8 @@ export interface SpoolOptions {
   size?: number;
   /** Aborting stops the writing, cancels the input and removes the file. */
   signal?: AbortSignal;
+  /** The process's runtime: the file is registered there, the chunks' buffers given back. */
+  runtime: Runtime;
 }
 
 /**
@@ -108,10 +112,10 @@ export interface SpoolOptions {
  */
 export async function spool(
   input: ReadableStream<Uint8Array>,
-  options: SpoolOptions = {},
+  options: SpoolOptions,
 ): Promise<SpoolFile> {
   const dir = options.dir ?? systemTempDir();
-  const signal = options.signal;
+  const { signal, runtime } = options;
   try {
     signal?.throwIfAborted();
     await checkSpoolSpace(dir, options.size ?? 0);
@@ -126,7 +130,7 @@ export async function spool(
     await input.cancel().catch(() => {});
     throw new Error(`Cannot spool the dump to ${dir} (spool_dir): ${(e as Error).message}`);
   }
-  registerTempFile(path);
+  runtime.tempFiles.register(path);
   const reader = input.getReader();
   const onAbort = () => void reader.cancel(signal?.reason).catch(() => {});
   signal?.addEventListener("abort", onAbort);
@@ -136,7 +140,7 @@ export async function spool(
   let complete = false;
   try {
     file = await Deno.open(path, { write: true, truncate: true });
-    readPath = await unlinkOpen(path);
+    readPath = await unlinkOpen(runtime, path);
     for (;;) {
       const { value, done } = await reader.read();
       signal?.throwIfAborted();
@@ -161,12 +165,12 @@ export async function spool(
       }
       written += value.length;
       // Written out: a message buffer lent for exactly this chunk is reused.
-      messageBuffers.giveBack(value);
+      runtime.buffers.giveBack(value);
     }
     complete = true;
-    if (readPath !== undefined) return new SpoolFile(readPath, written, file);
+    if (readPath !== undefined) return new SpoolFile(readPath, written, runtime.tempFiles, file);
     file.close();
-    return new SpoolFile(path, written);
+    return new SpoolFile(path, written, runtime.tempFiles);
   } catch (e) {
     await reader.cancel().catch(() => {});
     throw e;
@@ -178,7 +182,7 @@ export async function spool(
       try {
         file?.close();
       } catch { /* already closed */ }
-      await removeTempFile(path).catch(() => {});
+      await runtime.tempFiles.remove(path).catch(() => {});
     }
   }
 }

@@ -9,7 +9,7 @@ import type { ExportOptions } from "../../pg/config.ts";
 import { connectErrorKind, describeConnectError, ServerError } from "../../pg/errors.ts";
 import { ToolError } from "../../pg/tools.ts";
 import type { ErrorKind } from "../../errors.ts";
-import { warn } from "../../pg/log.ts";
+import { warn } from "../../log.ts";
 import { effectiveUser } from "../../pg/pgpass.ts";
 import { chooseRestoreTools } from "../../pg/tool_fit.ts";
 import { leftoverWarning, leftoverWorkDatabases } from "../preflight.ts";

@@ -12,9 +12,9 @@ import { psqlArgs } from "../../../src/logical/restore/psql_argv.ts";
 import { parseExportConfig, parseImportConfig } from "../../../src/pg/config.ts";
 
 const imp = (c: Record<string, string>) =>
-  parseImportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "logical");
+  parseImportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "postgres");
 const exp = (c: Record<string, string>) =>
-  parseExportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "logical");
+  parseExportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "postgres");
 const CONN = ["-h", "h", "-p", "5433", "-w", "-U", "u"];
 
 Deno.test("pg_dump runs -Fc -Z0 by default and never sees the password", () => {

@@ -9,7 +9,7 @@ import { ToolError } from "../../../src/pg/tools.ts";
 import { ConfigError } from "../../../src/errors.ts";
 
 const imp = (c: Record<string, string>) =>
-  parseImportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "logical");
+  parseImportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "postgres");
 const CONN = ["-h", "h", "-p", "5433", "-w", "-U", "u"];
 
 Deno.test("max_parallel_dumps: unset means no bound; 1 to 1024 accepted", () => {

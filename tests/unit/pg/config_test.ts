@@ -8,7 +8,7 @@ const AT = { location: "postgres://db.example.com/" };
 Deno.test("parseImportConfig() takes host, port, user, password and database from the URI", () => {
   const o = parseImportConfig(
     { location: "postgres://bob:s%40cret@db.example.com:6543/my%20app" },
-    "logical",
+    "postgres",
   );
   assertEquals(o.conn.host, "db.example.com");
   assertEquals(o.conn.port, 6543);
@@ -20,9 +20,9 @@ Deno.test("parseImportConfig() takes host, port, user, password and database fro
 });
 
 Deno.test("parseImportConfig() defaults to port 5432 and every database", () => {
-  const o = parseImportConfig({ location: "postgres://h" }, "logical");
+  const o = parseImportConfig({ location: "postgres://h" }, "postgres");
   assertEquals([o.conn.host, o.conn.port, o.database], ["h", 5432, undefined]);
-  const p = parseImportConfig({ location: "postgres://h/" }, "logical");
+  const p = parseImportConfig({ location: "postgres://h/" }, "postgres");
   assertEquals(p.database, undefined);
 });
 
@@ -34,7 +34,7 @@ Deno.test("options override the URI", () => {
     username: "c",
     password: "d",
     database: "db2",
-  }, "logical");
+  }, "postgres");
   assertEquals([o.conn.host, o.conn.port, o.conn.username, o.conn.password, o.database], [
     "h2",
     2,
@@ -45,44 +45,48 @@ Deno.test("options override the URI", () => {
 });
 
 Deno.test("an IPv6 host in brackets is accepted", () => {
-  const o = parseImportConfig({ location: "postgres://[::1]:5433/x" }, "logical");
+  const o = parseImportConfig({ location: "postgres://[::1]:5433/x" }, "postgres");
   assertEquals([o.conn.host, o.conn.port], ["::1", 5433]);
 });
 
 Deno.test("libpq sslmode in the URI maps to ssl_mode; the option wins", () => {
   assertEquals(
-    parseImportConfig({ location: "postgres://h/?sslmode=require" }, "logical").conn.sslMode,
+    parseImportConfig({ location: "postgres://h/?sslmode=require" }, "postgres").conn.sslMode,
     "require",
   );
   assertEquals(
-    parseImportConfig({ location: "postgres://h/?sslmode=require", ssl_mode: "disable" }, "logical")
+    parseImportConfig(
+      { location: "postgres://h/?sslmode=require", ssl_mode: "disable" },
+      "postgres",
+    )
       .conn.sslMode,
     "disable",
   );
 });
 
 Deno.test("exclude_databases and databases take quoted names; only a given exclude_databases is warned about", () => {
-  const imp = parseImportConfig({ ...AT, exclude_databases: '"a,b", c' }, "logical");
+  const imp = parseImportConfig({ ...AT, exclude_databases: '"a,b", c' }, "postgres");
   assertEquals([imp.excludeDatabases, imp.excludeDatabasesGiven], [["a,b", "c"], true]);
-  assertEquals(parseExportConfig({ ...AT, databases: '"a,b"' }, "logical").databases, ["a,b"]);
+  assertEquals(parseExportConfig({ ...AT, databases: '"a,b"' }, "postgres").databases, ["a,b"]);
   assertConfigError(
-    () => parseExportConfig({ ...AT, databases: '"a,b' }, "logical"),
+    () => parseExportConfig({ ...AT, databases: '"a,b' }, "postgres"),
     "databases",
     "unterminated double quote in item 1",
   );
   // postgres+aws://'s default rdsadmin was not given: a server without it is no typo.
   const aws = { location: "postgres+aws://u@h", region: "eu-west-3" };
-  assertEquals(parseImportConfig(aws, "aws").excludeDatabasesGiven, false);
-  assertEquals(parseImportConfig(AT, "logical").excludeDatabasesGiven, false);
+  assertEquals(parseImportConfig(aws, "postgres+aws").excludeDatabasesGiven, false);
+  assertEquals(parseImportConfig(AT, "postgres").excludeDatabasesGiven, false);
   assertEquals(
-    parseImportConfig({ ...aws, exclude_databases: "rdsadmin,x" }, "aws").excludeDatabasesGiven,
+    parseImportConfig({ ...aws, exclude_databases: "rdsadmin,x" }, "postgres+aws")
+      .excludeDatabasesGiven,
     true,
   );
 });
 
 Deno.test("exclude_databases is a trimmed comma list; postgres+aws defaults to rdsadmin", () => {
   assertEquals(
-    parseImportConfig({ ...AT, exclude_databases: " a, b ,,c" }, "logical").excludeDatabases,
+    parseImportConfig({ ...AT, exclude_databases: " a, b ,,c" }, "postgres").excludeDatabases,
     [
       "a",
       "b",
@@ -90,7 +94,7 @@ Deno.test("exclude_databases is a trimmed comma list; postgres+aws defaults to r
     ],
   );
   assertEquals(
-    parseImportConfig({ location: "postgres+aws://u@h", region: "eu-west-3" }, "aws")
+    parseImportConfig({ location: "postgres+aws://u@h", region: "eu-west-3" }, "postgres+aws")
       .excludeDatabases,
     [
       "rdsadmin",
@@ -101,7 +105,7 @@ Deno.test("exclude_databases is a trimmed comma list; postgres+aws defaults to r
       location: "postgres+aws://u@h",
       region: "eu-west-3",
       exclude_databases: "",
-    }, "aws")
+    }, "postgres+aws")
       .excludeDatabases,
     [],
   );
@@ -118,37 +122,37 @@ function assertConfigError(fn: () => unknown, option: string, includes: string) 
 
 Deno.test("bad input names the option and the accepted values", () => {
   assertConfigError(
-    () => parseImportConfig({ ...AT, ssl_mode: "maybe" }, "logical"),
+    () => parseImportConfig({ ...AT, ssl_mode: "maybe" }, "postgres"),
     "ssl_mode",
     "verify-full",
   );
   assertConfigError(
-    () => parseImportConfig({ ...AT, compress: "yep" }, "logical"),
+    () => parseImportConfig({ ...AT, compress: "yep" }, "postgres"),
     "compress",
     "true, false",
   );
   assertConfigError(
-    () => parseImportConfig({ ...AT, port: "99999" }, "logical"),
+    () => parseImportConfig({ ...AT, port: "99999" }, "postgres"),
     "port",
     "from 1 to 65535",
   );
   assertConfigError(
-    () => parseImportConfig({ ...AT, port: "abc" }, "logical"),
+    () => parseImportConfig({ ...AT, port: "abc" }, "postgres"),
     "port",
     "from 1 to 65535",
   );
   assertConfigError(
-    () => parseImportConfig({ ...AT, colour: "blue" }, "logical"),
+    () => parseImportConfig({ ...AT, colour: "blue" }, "postgres"),
     "colour",
     "unknown option",
   );
   assertConfigError(
-    () => parseImportConfig({ location: "mysql://h/db" }, "logical"),
+    () => parseImportConfig({ location: "mysql://h/db" }, "postgres"),
     "location",
     "postgres://",
   );
   assertConfigError(
-    () => parseImportConfig({ location: "postgres://h/db?application_name=x" }, "logical"),
+    () => parseImportConfig({ location: "postgres://h/db?application_name=x" }, "postgres"),
     "location",
     "sslmode",
   );
@@ -156,12 +160,12 @@ Deno.test("bad input names the option and the accepted values", () => {
 
 Deno.test("schema_only and data_only are mutually exclusive", () => {
   assertConfigError(
-    () => parseImportConfig({ ...AT, schema_only: "true", data_only: "true" }, "logical"),
+    () => parseImportConfig({ ...AT, schema_only: "true", data_only: "true" }, "postgres"),
     "schema_only",
     "data_only",
   );
   assertConfigError(
-    () => parseExportConfig({ ...AT, schema_only: "true", data_only: "true" }, "logical"),
+    () => parseExportConfig({ ...AT, schema_only: "true", data_only: "true" }, "postgres"),
     "schema_only",
     "data_only",
   );
@@ -169,23 +173,23 @@ Deno.test("schema_only and data_only are mutually exclusive", () => {
 
 Deno.test("clean and recreate are mutually exclusive; recreate rejects database=", () => {
   assertConfigError(
-    () => parseExportConfig({ ...AT, clean: "true", recreate: "true" }, "logical"),
+    () => parseExportConfig({ ...AT, clean: "true", recreate: "true" }, "postgres"),
     "clean",
     "recreate",
   );
   assertConfigError(
-    () => parseExportConfig({ ...AT, recreate: "true", database: "x" }, "logical"),
+    () => parseExportConfig({ ...AT, recreate: "true", database: "x" }, "postgres"),
     "database",
     "recreate",
   );
   assertConfigError(
-    () => parseExportConfig({ ...AT, recreate: "true", data_only: "true" }, "logical"),
+    () => parseExportConfig({ ...AT, recreate: "true", data_only: "true" }, "postgres"),
     "recreate",
     "data_only",
   );
   // A URI path with recreate is only a connection detail.
   assertEquals(
-    parseExportConfig({ location: "postgres://h/app", recreate: "true" }, "logical").database,
+    parseExportConfig({ location: "postgres://h/app", recreate: "true" }, "postgres").database,
     undefined,
   );
 });
@@ -195,26 +199,27 @@ Deno.test("ssl_* paths and their inline *_data variants are mutually exclusive",
     () =>
       parseImportConfig(
         { ...AT, ssl_cert: "/a", ssl_cert_data: "-----BEGIN CERTIFICATE-----" },
-        "logical",
+        "postgres",
       ),
     "ssl_cert",
     "ssl_cert_data",
   );
   assertConfigError(
-    () => parseImportConfig({ ...AT, ssl_key_data: "not pem" }, "logical"),
+    () => parseImportConfig({ ...AT, ssl_key_data: "not pem" }, "postgres"),
     "ssl_key_data",
     "PEM",
   );
   const o = parseImportConfig(
     { ...AT, ssl_root_cert_data: "-----BEGIN CERTIFICATE-----\nx" },
-    "logical",
+    "postgres",
   );
   assertEquals(o.inlinePem.map((p) => p.option), ["ssl_root_cert_data"]);
 });
 
 Deno.test("postgres+aws refuses a password and requires region and username", () => {
   assertConfigError(
-    () => parseImportConfig({ location: "postgres+aws://u:p@h", region: "us-east-1" }, "aws"),
+    () =>
+      parseImportConfig({ location: "postgres+aws://u:p@h", region: "us-east-1" }, "postgres+aws"),
     "location",
     "no password",
   );
@@ -222,18 +227,18 @@ Deno.test("postgres+aws refuses a password and requires region and username", ()
     () =>
       parseImportConfig(
         { location: "postgres+aws://u@h", region: "us-east-1", password: "p" },
-        "aws",
+        "postgres+aws",
       ),
     "password",
     "IAM",
   );
   assertConfigError(
-    () => parseImportConfig({ location: "postgres+aws://u@h" }, "aws"),
+    () => parseImportConfig({ location: "postgres+aws://u@h" }, "postgres+aws"),
     "region",
     "required",
   );
   assertConfigError(
-    () => parseImportConfig({ location: "postgres+aws://h", region: "us-east-1" }, "aws"),
+    () => parseImportConfig({ location: "postgres+aws://h", region: "us-east-1" }, "postgres+aws"),
     "username",
     "required",
   );
@@ -241,10 +246,10 @@ Deno.test("postgres+aws refuses a password and requires region and username", ()
 
 Deno.test("booleans accept Go's spellings", () => {
   for (const t of ["true", "1", "TRUE", "t"]) {
-    assertEquals(parseImportConfig({ ...AT, compress: t }, "logical").compress, true);
+    assertEquals(parseImportConfig({ ...AT, compress: t }, "postgres").compress, true);
   }
   for (const f of ["false", "0", "F", ""]) {
-    assertEquals(parseImportConfig({ ...AT, compress: f }, "logical").compress, false);
+    assertEquals(parseImportConfig({ ...AT, compress: f }, "postgres").compress, false);
   }
 });
 
@@ -276,30 +281,30 @@ Deno.test("a URI without an explicit host is refused instead of meaning localhos
     ]
   ) {
     assertRedacted(
-      () => parseImportConfig({ location }, "logical"),
+      () => parseImportConfig({ location }, "postgres"),
       "location",
       "postgres://[user[:password]@]host[:port][/database]",
     );
     assertRedacted(
-      () => parseExportConfig({ location, recreate: "true" }, "logical"),
+      () => parseExportConfig({ location, recreate: "true" }, "postgres"),
       "location",
       "postgres://",
     );
   }
-  assertConfigError(() => parseImportConfig({}, "logical"), "location", "required");
-  assertConfigError(() => parseExportConfig({}, "logical"), "location", "required");
+  assertConfigError(() => parseImportConfig({}, "postgres"), "location", "required");
+  assertConfigError(() => parseExportConfig({}, "postgres"), "location", "required");
 });
 
 Deno.test("host= stands in for the URI's host", () => {
-  const o = parseImportConfig({ location: "postgres:///app", host: "db.example.com" }, "logical");
+  const o = parseImportConfig({ location: "postgres:///app", host: "db.example.com" }, "postgres");
   assertEquals([o.conn.host, o.database], ["db.example.com", "app"]);
-  assertEquals(parseImportConfig({ host: "h" }, "logical").conn.host, "h");
+  assertEquals(parseImportConfig({ host: "h" }, "postgres").conn.host, "h");
   // ...but not for a one-slash typo whose path holds user:password@host.
   assertRedacted(
     () =>
       parseImportConfig(
         { location: `postgres:///${USER}:${SECRET}@db.example.com/app`, host: "h" },
-        "logical",
+        "postgres",
       ),
     "location",
     "postgres://",
@@ -326,31 +331,33 @@ Deno.test("no error about the URI shows its user name or password", () => {
     [`postgres:${USER}:${SECRET}@h/app`, "expected postgres://"],
   ];
   for (const [location, includes] of cases) {
-    assertRedacted(() => parseImportConfig({ location }, "logical"), "location", includes);
+    assertRedacted(() => parseImportConfig({ location }, "postgres"), "location", includes);
   }
   // A libpq keyword is named: it is never a secret.
   assertConfigError(
-    () => parseImportConfig({ location: "postgres://h/?application_name=x" }, "logical"),
+    () => parseImportConfig({ location: "postgres://h/?application_name=x" }, "postgres"),
     "location",
     '"application_name"',
   );
 });
 
 Deno.test("the scheme must be the connector's", () => {
-  assertEquals(parseImportConfig({ location: "postgresql://h/app" }, "logical").database, "app");
-  assertEquals(parseImportConfig({ location: "POSTGRES://h/app" }, "logical").database, "app");
+  assertEquals(parseImportConfig({ location: "postgresql://h/app" }, "postgres").database, "app");
+  assertEquals(parseImportConfig({ location: "POSTGRES://h/app" }, "postgres").database, "app");
   assertConfigError(
-    () => parseImportConfig({ location: "postgres+aws://u@h/app" }, "logical"),
+    () => parseImportConfig({ location: "postgres+aws://u@h/app" }, "postgres"),
     "location",
     "postgres://",
   );
   assertConfigError(
-    () => parseImportConfig({ location: "postgres://u@h/app", region: "us-east-1" }, "aws"),
+    () =>
+      parseImportConfig({ location: "postgres://u@h/app", region: "us-east-1" }, "postgres+aws"),
     "location",
     "postgres+aws://user@host",
   );
   assertConfigError(
-    () => parseImportConfig({ location: "postgres+bin://u@h/", region: "us-east-1" }, "aws"),
+    () =>
+      parseImportConfig({ location: "postgres+bin://u@h/", region: "us-east-1" }, "postgres+aws"),
     "location",
     "postgres+aws://",
   );
@@ -361,37 +368,37 @@ Deno.test("integer options refuse anything but digits within their range", () =>
     const bad of ["0", "65536", "99999", " 5", "5 ", "+5", "-1", "5.0", "1e3", "0x10", "10abc"]
   ) {
     assertConfigError(
-      () => parseImportConfig({ ...AT, port: bad }, "logical"),
+      () => parseImportConfig({ ...AT, port: bad }, "postgres"),
       "port",
       "an integer from 1 to 65535",
     );
   }
   for (const good of ["1", "65535", "05432"]) {
-    assertEquals(parseImportConfig({ ...AT, port: good }, "logical").conn.port, Number(good));
+    assertEquals(parseImportConfig({ ...AT, port: good }, "postgres").conn.port, Number(good));
   }
   for (
     const bad of ["0", "86401", "2147484", "99999999999999999999", " 5", "1e3", "10abc", "2.5"]
   ) {
     assertConfigError(
-      () => parseImportConfig({ ...AT, connect_timeout: bad }, "logical"),
+      () => parseImportConfig({ ...AT, connect_timeout: bad }, "postgres"),
       "connect_timeout",
       "an integer from 1 to 86400",
     );
     assertConfigError(
-      () => parseExportConfig({ ...AT, connect_timeout: bad }, "logical"),
+      () => parseExportConfig({ ...AT, connect_timeout: bad }, "postgres"),
       "connect_timeout",
       "an integer from 1 to 86400",
     );
   }
   // From the URI too.
   assertConfigError(
-    () => parseImportConfig({ location: "postgres://h/?connect_timeout=2147484" }, "logical"),
+    () => parseImportConfig({ location: "postgres://h/?connect_timeout=2147484" }, "postgres"),
     "connect_timeout",
     "from 1 to 86400",
   );
   for (const good of ["1", "86400"]) {
     assertEquals(
-      parseImportConfig({ ...AT, connect_timeout: good }, "logical").conn.connectTimeout,
+      parseImportConfig({ ...AT, connect_timeout: good }, "postgres").conn.connectTimeout,
       Number(good),
     );
   }

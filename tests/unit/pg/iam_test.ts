@@ -3,7 +3,8 @@
 // is local).
 
 import { assert, assertEquals, assertMatch, assertThrows } from "../../helpers/assert.ts";
-import { acceptedKeys, parseExportConfig, parseImportConfig } from "../../../src/pg/config.ts";
+import { parseExportConfig, parseImportConfig } from "../../../src/pg/config.ts";
+import { acceptedNames } from "../../../src/pg/options.ts";
 import { ConfigError } from "../../../src/errors.ts";
 import {
   credentialSources,
@@ -30,15 +31,15 @@ function configError(fn: () => unknown, option: string, includes: string): void 
 
 Deno.test("postgres+aws:// takes user, host, port and database from the URI and region from region=", () => {
   for (const parse of [parseImportConfig, parseExportConfig]) {
-    const o = parse(AWS, "aws");
+    const o = parse(AWS, "postgres+aws");
     assertEquals(
-      [o.conn.username, o.conn.host, o.conn.port, o.database, o.region, o.conn.password],
+      [o.conn.username, o.conn.host, o.conn.port, o.database, o.iam?.region, o.conn.password],
       ["iam_user", "db.example.com", 5433, "app", "eu-west-3", undefined],
     );
   }
   const o = parseImportConfig(
     { location: "postgres+aws://db.example.com", username: "iam_user", region: "us-east-1" },
-    "aws",
+    "postgres+aws",
   );
   assertEquals([o.conn.username, o.conn.port, o.database], ["iam_user", 5432, undefined]);
 });
@@ -46,16 +47,20 @@ Deno.test("postgres+aws:// takes user, host, port and database from the URI and 
 Deno.test("postgres+aws:// refuses a password, in the URI or as an option, naming password", () => {
   for (const parse of [parseImportConfig, parseExportConfig]) {
     configError(
-      () => parse({ ...AWS, location: "postgres+aws://iam_user:pw@db.example.com/app" }, "aws"),
+      () =>
+        parse(
+          { ...AWS, location: "postgres+aws://iam_user:pw@db.example.com/app" },
+          "postgres+aws",
+        ),
       "location",
       "no password",
     );
-    configError(() => parse({ ...AWS, password: "pw" }, "aws"), "password", "IAM token");
-    configError(() => parse({ ...AWS, password: "" }, "aws"), "password", "remove it");
+    configError(() => parse({ ...AWS, password: "pw" }, "postgres+aws"), "password", "IAM token");
+    configError(() => parse({ ...AWS, password: "" }, "postgres+aws"), "password", "remove it");
   }
-  assert(!acceptedKeys("aws", "importer").includes("password"));
-  assert(acceptedKeys("aws", "exporter").includes("region"));
-  assert(!acceptedKeys("logical", "importer").includes("region"));
+  assert(!acceptedNames("importer:postgres+aws").includes("password"));
+  assert(acceptedNames("exporter:postgres+aws").includes("region"));
+  assert(!acceptedNames("importer:postgres").includes("region"));
 });
 
 /** Runs `fn` with AWS_REGION set to `value` (or removed), restoring it after. */
@@ -74,13 +79,20 @@ function withRegionEnv<T>(value: string | undefined, fn: () => T): T {
 Deno.test("postgres+aws:// requires region and username", () => {
   const { region: _, ...noRegion } = AWS;
   withRegionEnv(undefined, () => {
-    configError(() => parseImportConfig(noRegion, "aws"), "region", "required");
-    configError(() => parseExportConfig(noRegion, "aws"), "region", "AWS_REGION");
+    configError(() => parseImportConfig(noRegion, "postgres+aws"), "region", "required");
+    configError(() => parseExportConfig(noRegion, "postgres+aws"), "region", "AWS_REGION");
   });
-  configError(() => parseImportConfig({ ...AWS, region: "Paris" }, "aws"), "region", "e.g.");
+  configError(
+    () => parseImportConfig({ ...AWS, region: "Paris" }, "postgres+aws"),
+    "region",
+    "e.g.",
+  );
   configError(
     () =>
-      parseImportConfig({ location: "postgres+aws://db.example.com", region: "eu-west-3" }, "aws"),
+      parseImportConfig(
+        { location: "postgres+aws://db.example.com", region: "eu-west-3" },
+        "postgres+aws",
+      ),
     "username",
     "required",
   );
@@ -89,11 +101,11 @@ Deno.test("postgres+aws:// requires region and username", () => {
 Deno.test("AWS_REGION stands in for region= (the reference integration's documentation: 'or set region= in the source config'); the option wins", () => {
   const { region: _, ...noRegion } = AWS;
   withRegionEnv("ap-southeast-2", () => {
-    assertEquals(parseImportConfig(noRegion, "aws").region, "ap-southeast-2");
-    assertEquals(parseExportConfig(AWS, "aws").region, "eu-west-3");
+    assertEquals(parseImportConfig(noRegion, "postgres+aws").iam?.region, "ap-southeast-2");
+    assertEquals(parseExportConfig(AWS, "postgres+aws").iam?.region, "eu-west-3");
   });
   withRegionEnv("Sydney", () => {
-    configError(() => parseImportConfig(noRegion, "aws"), "region", "(from AWS_REGION)");
+    configError(() => parseImportConfig(noRegion, "postgres+aws"), "region", "(from AWS_REGION)");
   });
 });
 
@@ -110,14 +122,17 @@ Deno.test("a region that is not the one in the RDS host name is warned about", (
 });
 
 Deno.test("postgres+aws:// excludes rdsadmin unless exclude_databases says otherwise", () => {
-  assertEquals(parseImportConfig(AWS, "aws").excludeDatabases, ["rdsadmin"]);
-  assertEquals(parseImportConfig({ ...AWS, exclude_databases: "" }, "aws").excludeDatabases, []);
+  assertEquals(parseImportConfig(AWS, "postgres+aws").excludeDatabases, ["rdsadmin"]);
   assertEquals(
-    parseImportConfig({ ...AWS, exclude_databases: "a, b" }, "aws").excludeDatabases,
+    parseImportConfig({ ...AWS, exclude_databases: "" }, "postgres+aws").excludeDatabases,
+    [],
+  );
+  assertEquals(
+    parseImportConfig({ ...AWS, exclude_databases: "a, b" }, "postgres+aws").excludeDatabases,
     ["a", "b"],
   );
   assertEquals(
-    parseImportConfig({ location: "postgres://h/" }, "logical").excludeDatabases,
+    parseImportConfig({ location: "postgres://h/" }, "postgres").excludeDatabases,
     [],
   );
 });
@@ -137,7 +152,7 @@ Deno.test("an ssl_mode weaker than require gets one warning that IAM authenticat
     assertEquals(weakTlsWarning(conn(mode)), undefined);
   }
   // The default (prefer) warns: the reference integration's documented examples all set ssl_mode=require.
-  assertEquals(parseImportConfig(AWS, "aws").conn.sslMode, "prefer");
+  assertEquals(parseImportConfig(AWS, "postgres+aws").conn.sslMode, "prefer");
 });
 
 const CREDS: TestCredentials = {

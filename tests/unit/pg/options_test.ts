@@ -24,6 +24,7 @@ import {
   parseExportConfig,
   parseImportConfig,
   parsePhysicalImportConfig,
+  parseWalCaptureConfig,
 } from "../../../src/pg/config.ts";
 import { ConfigError } from "../../../src/errors.ts";
 import { rangePattern, renderSchemas } from "../../../harness/schemas.ts";
@@ -36,19 +37,22 @@ function parse(scope: Scope, config: Config): ConfigError | undefined {
   try {
     switch (scope) {
       case "importer:postgres":
-        parseImportConfig(config, "logical");
+        parseImportConfig(config, "postgres");
         break;
       case "exporter:postgres":
-        parseExportConfig(config, "logical");
+        parseExportConfig(config, "postgres");
         break;
       case "importer:postgres+aws":
-        parseImportConfig(config, "aws");
+        parseImportConfig(config, "postgres+aws");
         break;
       case "exporter:postgres+aws":
-        parseExportConfig(config, "aws");
+        parseExportConfig(config, "postgres+aws");
         break;
       case "importer:postgres+bin":
         parsePhysicalImportConfig(config);
+        break;
+      case "importer:postgres+wal":
+        parseWalCaptureConfig(config);
         break;
     }
     return undefined;
@@ -65,6 +69,7 @@ const BASE: Record<Scope, Config> = {
   "importer:postgres+aws": { location: "postgres+aws://u@h/db", region: "us-east-1" },
   "exporter:postgres+aws": { location: "postgres+aws://u@h/db", region: "us-east-1" },
   "importer:postgres+bin": { location: "postgres+bin://h" },
+  "importer:postgres+wal": { location: "postgres+wal://h" },
 };
 
 /** Runs `fn` without AWS_REGION in the environment (it stands in for region=). */
@@ -244,6 +249,7 @@ const LOCATIONS: Record<Scope, string[]> = {
   "importer:postgres+aws": ["postgres+aws://u@h", "POSTGRES+AWS://u@h:5433/db"],
   "exporter:postgres+aws": ["postgres+aws://u@h/db"],
   "importer:postgres+bin": ["postgres+bin://u:p@h:5433", "postgres+bin://h/", "postgres://h"],
+  "importer:postgres+wal": ["postgres+wal://u:p@h:5433", "postgres+wal://h/", "postgres://h"],
 };
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
@@ -308,6 +314,7 @@ const PARSER_ONLY: [Scope, Config][] = [
   ["exporter:postgres+aws", { location: "postgres+aws://u@h/db" }],
   ["exporter:postgres+aws", { location: "postgres+aws://u@h/db", region: "" }],
   ["importer:postgres+bin", { location: "postgres+bin://h/db" }],
+  ["importer:postgres+wal", { location: "postgres+wal://h/db" }],
 ];
 
 function validators() {
@@ -368,12 +375,12 @@ Deno.test("the parser takes its defaults from the table", () => {
   try {
     timeout.default = "11";
     jobs.default = "3";
-    assertEquals(parseImportConfig(BASE["importer:postgres"], "logical").conn.connectTimeout, 11);
-    assertEquals(parseExportConfig(BASE["exporter:postgres"], "logical").jobs, 3);
+    assertEquals(parseImportConfig(BASE["importer:postgres"], "postgres").conn.connectTimeout, 11);
+    assertEquals(parseExportConfig(BASE["exporter:postgres"], "postgres").jobs, 3);
   } finally {
     [timeout.default, jobs.default] = saved;
   }
-  const o = parseExportConfig(BASE["exporter:postgres"], "logical");
+  const o = parseExportConfig(BASE["exporter:postgres"], "postgres");
   assertEquals([o.conn.connectTimeout, o.conn.port, o.conn.sslMode, o.jobs, o.atomic], [
     10,
     5432,

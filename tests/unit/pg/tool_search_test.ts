@@ -30,11 +30,11 @@ Deno.test("parseBinSearch() splits on ':' and ',' and drops blanks", () => {
 Deno.test("pg_bin_search must list absolute directories", () => {
   const o = parseImportConfig(
     { location: "postgres://h/", pg_bin_search: "/usr/lib/postgresql/N/bin:/opt/pg/bin" },
-    "logical",
+    "postgres",
   );
   assertEquals(o.pgBinSearch, ["/usr/lib/postgresql/N/bin", "/opt/pg/bin"]);
   const e = assertThrows(
-    () => parseImportConfig({ location: "postgres://h/", pg_bin_search: "pg/bin" }, "logical"),
+    () => parseImportConfig({ location: "postgres://h/", pg_bin_search: "pg/bin" }, "postgres"),
     ConfigError,
   );
   assertMatch(e.message, /^pg_bin_search: expected absolute directories/);

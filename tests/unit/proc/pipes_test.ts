@@ -3,6 +3,7 @@
 
 import { assert, assertEquals } from "../../helpers/assert.ts";
 import { widenChildPipe, widenFd } from "../../../src/proc/pipes.ts";
+import { loadLibc } from "../../../src/proc/libc.ts";
 
 Deno.test("widenChildPipe() lets a child write 768 KiB into its stdout with no reader", async () => {
   const child = new Deno.Command("sh", {
@@ -11,7 +12,7 @@ Deno.test("widenChildPipe() lets a child write 768 KiB into its stdout with no r
     stderr: "null",
   }).spawn();
   try {
-    assert(widenChildPipe(child.pid), "the pipe was not widened");
+    assert(widenChildPipe(loadLibc(), child.pid), "the pipe was not widened");
     // With a 64 KiB pipe the child would block on its write until read.
     const exited = await Promise.race([
       child.status.then(() => true),
@@ -30,5 +31,10 @@ Deno.test("widenChildPipe() lets a child write 768 KiB into its stdout with no r
 });
 
 Deno.test("widenFd() is false for a descriptor that is not open", () => {
-  assertEquals(widenFd(987654), false);
+  assertEquals(widenFd(loadLibc(), 987654), false);
+});
+
+Deno.test("widenChildPipe() and widenFd() do without libc", () => {
+  assertEquals(widenChildPipe(null, Deno.pid), false);
+  assertEquals(widenFd(null, 1), false);
 });

@@ -1,14 +1,14 @@
 // jobs=, spool_dir= and the DBA options of the exporter (no_privileges,
 // no_comments, role, single_transaction): parsing and the argv they give.
 
-import { assert, assertEquals, assertMatch, assertThrows } from "../../helpers/assert.ts";
-import { pgRestoreArgs, restoresInParallel } from "../../../src/logical/restore/pg_restore.ts";
-import { withRole } from "../../../src/pg/tools.ts";
-import { parseExportConfig } from "../../../src/pg/config.ts";
-import { ConfigError } from "../../../src/errors.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../../../helpers/assert.ts";
+import { pgRestoreArgs, restoresInParallel } from "../../../../src/logical/restore/pg_restore.ts";
+import { withRole } from "../../../../src/pg/tools.ts";
+import { parseExportConfig } from "../../../../src/pg/config.ts";
+import { ConfigError } from "../../../../src/errors.ts";
 
 const exp = (c: Record<string, string>) =>
-  parseExportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "logical");
+  parseExportConfig({ location: "postgres://u:pw@h:5433/", ...c }, "postgres");
 const CONN = ["-h", "h", "-p", "5433", "-w", "-U", "u"];
 
 Deno.test("jobs defaults to 1 (streamed, no spool) and takes 1 to 128", () => {

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "../../helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "../../../helpers/assert.ts";
 import {
   newRestrictKey,
   PSQL_REFUSED,
@@ -7,9 +7,9 @@ import {
   scriptGuard,
   type ScriptGuardOptions,
   ScriptRefusedError,
-} from "../../../src/logical/restore/psql_guard.ts";
-import { psqlArgs } from "../../../src/logical/restore/psql_argv.ts";
-import { parseExportConfig } from "../../../src/pg/config.ts";
+} from "../../../../src/logical/restore/psql_guard.ts";
+import { psqlArgs } from "../../../../src/logical/restore/psql_argv.ts";
+import { parseExportConfig } from "../../../../src/pg/config.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -278,7 +278,7 @@ Deno.test("restrictSupported() knows the releases with \\restrict; PSQL_REFUSED 
 });
 
 Deno.test("psqlArgs(): a psql without restricted mode stops at the first error, a failed COPY among them", () => {
-  const opts = parseExportConfig({ location: "postgres://u@h/" }, "logical");
+  const opts = parseExportConfig({ location: "postgres://u@h/" }, "postgres");
   for (const guarded of [false, true]) {
     const args = psqlArgs(opts, "app", guarded, false);
     assertEquals(args.slice(-4), ["-v", "ON_ERROR_STOP=1", "-d", "dbname='app'"]);

@@ -1,9 +1,9 @@
-import { assertEquals, assertRejects } from "../../helpers/assert.ts";
+import { assertEquals, assertRejects } from "../../../helpers/assert.ts";
 import {
   assertPlainSql,
   retargetStatements,
   sessionsNote,
-} from "../../../src/logical/restore/safe_restore.ts";
+} from "../../../../src/logical/restore/safe_restore.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,8 +1,8 @@
-import { assertEquals } from "../../helpers/assert.ts";
-import { isTargetDown } from "../../../src/logical/restore/target.ts";
-import { IamTokenError } from "../../../src/pg/iam.ts";
-import { ToolError } from "../../../src/pg/tools.ts";
-import { PluginError } from "../../../src/errors.ts";
+import { assertEquals } from "../../../helpers/assert.ts";
+import { isTargetDown } from "../../../../src/logical/restore/target.ts";
+import { IamTokenError } from "../../../../src/pg/iam.ts";
+import { ToolError } from "../../../../src/pg/tools.ts";
+import { PluginError } from "../../../../src/errors.ts";
 
 const refused =
   'pg_restore: error: connection to server at "db" (10.0.0.1), port 5432 failed: Connection refused';

@@ -1,116 +1,28 @@
-// Our HTTP/2 + gRPC server layer against node:http2's client (nghttp2, an
-// independent implementation) over a real TCP connection, and HPACK against
-// the examples of RFC 7541.
+// Our HTTP/2 + gRPC server layer (src/kloset/h2/connection.ts, rpc.ts)
+// against node:http2's client (nghttp2, an independent implementation) over a
+// real TCP connection, and frame by frame.
 
 import * as http2 from "node:http2";
 import { Buffer } from "node:buffer";
-import { assert, assertEquals, assertMatch, assertThrows } from "../../helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "../../../helpers/assert.ts";
+import { encodeHeaders, HpackDecoder } from "../../../../src/kloset/h2/hpack.ts";
+import { Call, type Handler, serve } from "../../../../src/kloset/rpc.ts";
 import {
-  encodeHeaders,
-  HpackDecoder,
-  HpackError,
-  huffmanDecode,
-} from "../../../src/kloset/h2/hpack.ts";
-import { Call, type Handler, serve } from "../../../src/kloset/rpc.ts";
-import { type Frame, FrameIO, MemPipe, PREFACE, setting, u32 } from "../../helpers/h2_frames.ts";
+  type Frame,
+  FrameIO,
+  indexed,
+  MemPipe,
+  PREFACE,
+  setting,
+  u32,
+} from "../../../helpers/h2_frames.ts";
 import {
   H2Connection,
   H2Error,
   MAX_CONTROL,
   MAX_HEADER_BLOCK,
   MAX_STREAMS,
-} from "../../../src/kloset/h2/connection.ts";
-
-const hex = (s: string) =>
-  Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
-
-Deno.test("hpack: RFC 7541 C.4 requests with Huffman coding, dynamic table kept across blocks", () => {
-  const d = new HpackDecoder();
-  assertEquals(d.decode(hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff")), [
-    [":method", "GET"],
-    [":scheme", "http"],
-    [":path", "/"],
-    [":authority", "www.example.com"],
-  ]);
-  assertEquals(d.decode(hex("8286 84be 5886 a8eb 1064 9cbf")), [
-    [":method", "GET"],
-    [":scheme", "http"],
-    [":path", "/"],
-    [":authority", "www.example.com"],
-    ["cache-control", "no-cache"],
-  ]);
-  assertEquals(
-    d.decode(hex("8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf")),
-    [
-      [":method", "GET"],
-      [":scheme", "https"],
-      [":path", "/index.html"],
-      [":authority", "www.example.com"],
-      ["custom-key", "custom-value"],
-    ],
-  );
-});
-
-Deno.test("hpack: what the encoder writes decodes back, long values and new names included", () => {
-  const headers: [string, string][] = [
-    [":status", "200"],
-    ["content-type", "application/grpc"],
-    ["grpc-status", "3"],
-    ["grpc-message", "x".repeat(300) + " é%C3%A9"],
-  ];
-  assertEquals(new HpackDecoder().decode(encodeHeaders(headers)), headers);
-});
-
-Deno.test("hpack: bad Huffman padding and out-of-range indexes are errors", () => {
-  assertThrows(() => huffmanDecode(hex("00")), HpackError); // '0' then 3 zero bits of padding
-  assertThrows(() => new HpackDecoder().decode(hex("be")), HpackError); // index 62: empty table
-  assertEquals(
-    new TextDecoder().decode(huffmanDecode(hex("f1e3 c2e5 f23a 6ba0 ab90 f4ff"))),
-    "www.example.com",
-  );
-});
-
-/** A literal field with incremental indexing, name and value as plain UTF-8. */
-function indexed(name: string, value: string): number[] {
-  const out: number[] = [0x40];
-  for (const s of [name, value]) {
-    const b = new TextEncoder().encode(s);
-    let n = b.length;
-    if (n < 127) out.push(n);
-    else {
-      out.push(127);
-      n -= 127;
-      while (n >= 128) {
-        out.push((n & 0x7f) | 0x80);
-        n >>= 7;
-      }
-      out.push(n);
-    }
-    out.push(...b);
-  }
-  return out;
-}
-
-Deno.test("hpack: dynamic table sizes count octets, so eviction stays in step with the encoder", () => {
-  const d = new HpackDecoder();
-  const e = "é".repeat(1000); // 2000 octets, 1000 UTF-16 units
-  d.decode(Uint8Array.from([...indexed("a", e), ...indexed("b", e)])); // 2 x 2033 <= 4096
-  d.decode(Uint8Array.from(indexed("c", e))); // evicts "a"
-  assertEquals(d.decode(hex("be bf")), [["c", e], ["b", e]]);
-  assertThrows(() => d.decode(hex("c0")), HpackError); // index 64: "a" is gone
-});
-
-Deno.test("hpack: a table size update after a field is an error; a list above the limit is cut", () => {
-  assertThrows(() => new HpackDecoder().decode(hex("82 20")), HpackError);
-  assertEquals(new HpackDecoder().decode(hex("20 82")), [[":method", "GET"]]);
-  const d = new HpackDecoder(4096, 200);
-  const big = Uint8Array.from([...indexed("x", "v".repeat(150)), ...indexed("y", "w".repeat(150))]);
-  assertEquals(d.decode(big), [["x", "v".repeat(150)]]);
-  assert(d.tooLarge);
-  // The table stayed in step: both entries are there.
-  assertEquals(d.decode(hex("be")), [["y", "w".repeat(150)]]);
-  assert(!d.tooLarge);
-});
+} from "../../../../src/kloset/h2/connection.ts";
 
 /** Serves `routes` on one TCP connection; returns the client session. */
 async function connect(
@@ -121,9 +33,9 @@ async function connect(
   const session = http2.connect(`http://127.0.0.1:${listener.addr.port}`, { settings });
   const conn = await listener.accept();
   listener.close();
-  const done = serve(routes, async () => {}, {
-    read: (b) => conn.read(b),
-    write: (b) => conn.write(b),
+  const done = serve(routes, {
+    onClose: async () => {},
+    transport: { read: (b) => conn.read(b), write: (b) => conn.write(b) },
   });
   return {
     session,
@@ -297,8 +209,10 @@ Deno.test("h2: CONTINUATION, padding, PING, and a stream window set to 0 then ra
         c.end();
       },
     },
-    async () => {},
-    { read: (b) => conn.read(b), write: (b) => conn.write(b) },
+    {
+      onClose: async () => {},
+      transport: { read: (b) => conn.read(b), write: (b) => conn.write(b) },
+    },
   );
   const peer = new FrameIO(client);
   try {

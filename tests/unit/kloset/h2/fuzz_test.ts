@@ -8,16 +8,23 @@
 // H2_FUZZ_MS to change the time spent (default 10 s in total).
 
 import { Buffer } from "node:buffer";
-import { assert, assertEquals } from "../../helpers/assert.ts";
-import { encodeHeaders, HpackDecoder, HpackError } from "../../../src/kloset/h2/hpack.ts";
+import { assert, assertEquals } from "../../../helpers/assert.ts";
+import { encodeHeaders, HpackDecoder, HpackError } from "../../../../src/kloset/h2/hpack.ts";
 import {
   H2Connection,
   H2Error,
   MAX_CONTROL,
   MAX_STREAMS,
-} from "../../../src/kloset/h2/connection.ts";
-import { Call } from "../../../src/kloset/rpc.ts";
-import { encodeFrame, FrameIO, MemPipe, PREFACE, setting, u32 } from "../../helpers/h2_frames.ts";
+} from "../../../../src/kloset/h2/connection.ts";
+import { Call } from "../../../../src/kloset/rpc.ts";
+import {
+  encodeFrame,
+  FrameIO,
+  MemPipe,
+  PREFACE,
+  setting,
+  u32,
+} from "../../../helpers/h2_frames.ts";
 
 const BUDGET_MS = Number(Deno.env.get("H2_FUZZ_MS") ?? 10_000);
 const SEED = Number(Deno.env.get("H2_FUZZ_SEED") ?? (Date.now() % 2 ** 31));

@@ -1,6 +1,6 @@
-import { assert, assertEquals, assertMatch, assertRejects } from "../../helpers/assert.ts";
-import { checkSpoolSpace, freeBytes, spool } from "../../../src/logical/restore/spool.ts";
-import { liveTempFiles } from "../../../src/proc/temp_files.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../../../helpers/assert.ts";
+import { checkSpoolSpace, freeBytes, spool } from "../../../../src/logical/restore/spool.ts";
+import { Runtime } from "../../../../src/proc/runtime.ts";
 
 function streamOf(parts: Uint8Array[], failAfter?: number): ReadableStream<Uint8Array> {
   let i = 0;
@@ -20,12 +20,13 @@ const entries = async (dir: string) =>
   (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
 
 Deno.test("spool() writes the whole stream to a file that has no name on disk while it is open", async () => {
+  const runtime = new Runtime();
   const dir = await Deno.makeTempDir();
   try {
     const parts = [new Uint8Array(1000).fill(1), new Uint8Array(70000).fill(2)];
     let path: string;
     {
-      await using file = await spool(streamOf(parts), { dir, size: 71000 });
+      await using file = await spool(streamOf(parts), { dir, size: 71000, runtime });
       path = file.path;
       assertEquals(file.size, 71000);
       // Unlinked at once: nothing in the directory, even while it is in use.
@@ -36,7 +37,7 @@ Deno.test("spool() writes the whole stream to a file that has no name on disk wh
       assertMatch(new TextDecoder().decode(out.stdout), /^71000 /);
       const bytes = await Deno.readFile(path);
       assertEquals([bytes[0], bytes[999], bytes[1000], bytes[70999]], [1, 1, 2, 2]);
-      assertEquals(liveTempFiles(), [], "an unlinked file needs no removal at shutdown");
+      assertEquals(runtime.tempFiles.live(), [], "an unlinked file needs no removal at shutdown");
     }
     // Disposed: the descriptor is closed and the path no longer opens.
     await assertRejects(() => Deno.stat(path));
@@ -50,10 +51,11 @@ Deno.test("a spooled file leaves nothing on disk when the process that wrote it 
   try {
     const script = `
       import { spool } from "${
-      new URL("../../../src/logical/restore/spool.ts", import.meta.url).href
+      new URL("../../../../src/logical/restore/spool.ts", import.meta.url).href
     }";
+      import { Runtime } from "${new URL("../../../../src/proc/runtime.ts", import.meta.url).href}";
       const data = new ReadableStream({ start(c) { c.enqueue(new Uint8Array(4096)); c.close(); } });
-      const file = await spool(data, { dir: ${JSON.stringify(dir)} });
+      const file = await spool(data, { dir: ${JSON.stringify(dir)}, runtime: new Runtime() });
       console.log(file.path);
       await new Promise(() => {});
     `;
@@ -78,20 +80,22 @@ Deno.test("a spooled file leaves nothing on disk when the process that wrote it 
 });
 
 Deno.test("spool() removes its file when the input fails midway", async () => {
+  const runtime = new Runtime();
   const dir = await Deno.makeTempDir();
   try {
     const e = await assertRejects(() =>
-      spool(streamOf([new Uint8Array(10), new Uint8Array(10)], 1), { dir })
+      spool(streamOf([new Uint8Array(10), new Uint8Array(10)], 1), { dir, runtime })
     );
     assertMatch(e.message, /the host went away/);
     assertEquals(await entries(dir), []);
-    assertEquals(liveTempFiles(), []);
+    assertEquals(runtime.tempFiles.live(), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("spool() stops, cancels the input and removes its file when aborted", async () => {
+  const runtime = new Runtime();
   const dir = await Deno.makeTempDir();
   try {
     const ac = new AbortController();
@@ -109,17 +113,18 @@ Deno.test("spool() stops, cancels the input and removes its file when aborted", 
         cancelled = true;
       },
     });
-    const e = await assertRejects(() => spool(input, { dir, signal: ac.signal }));
+    const e = await assertRejects(() => spool(input, { dir, signal: ac.signal, runtime }));
     assertMatch(e.message, /cancelled/);
     assert(cancelled, "the input was not cancelled");
     assertEquals(await entries(dir), []);
-    assertEquals(liveTempFiles(), []);
+    assertEquals(runtime.tempFiles.live(), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("spool() refuses a file larger than the free space before writing a byte", async () => {
+  const runtime = new Runtime();
   const dir = await Deno.makeTempDir();
   try {
     let cancelled = false;
@@ -132,7 +137,7 @@ Deno.test("spool() refuses a file larger than the free space before writing a by
       },
     });
     const tooBig = (await freeBytes(dir)) + 1024 ** 3;
-    const e = await assertRejects(() => spool(input, { dir, size: tooBig }));
+    const e = await assertRejects(() => spool(input, { dir, size: tooBig, runtime }));
     assertMatch(
       e.message,
       /^Cannot spool the dump to .* \(spool_dir\): it needs \d+ MiB and \d+ MiB are free; .*without jobs=/,
