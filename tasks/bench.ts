@@ -27,6 +27,9 @@
 //             with a primary key and a text index, through ours and the Go
 //             plugin, against bare `pg_restore -C`, with each exporter's peak
 //             RSS.
+// 9. (tasks/bench_wal.ts): `plakar backup postgres+wal://` of a range of
+//             pgbench's WAL against bare `pg_receivewal --endpos` into a
+//             directory and plakar's own ingest of that directory.
 //
 // Environment: BENCH_MB (database size, default 1024), BENCH_ROUNDS (3),
 // BENCH_GO_PTAR (optional path to the reference integration's package),
@@ -46,6 +49,7 @@ import { best, fmt, freshStore, say, sh } from "./bench_util.ts";
 import { benchParallel } from "./bench_parallel.ts";
 import { benchMany } from "./bench_many.ts";
 import { benchPhysical } from "./bench_physical.ts";
+import { benchWal } from "./bench_wal.ts";
 import { benchRestore } from "./bench_restore.ts";
 
 const MB = Number(Deno.env.get("BENCH_MB") ?? "1024");
@@ -336,4 +340,6 @@ if (import.meta.main) {
   if (wanted(7)) await benchPhysical();
   // 8. restore with recreate=true, ours and Go against bare pg_restore -C.
   if (wanted(8)) await benchRestore();
+  // 9. WAL capture against bare pg_receivewal and plakar's own ingest.
+  if (wanted(9)) await benchWal();
 }

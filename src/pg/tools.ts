@@ -58,6 +58,8 @@ const TOOL_FAILURES: readonly [RegExp, ErrorKind, string?][] = [
   // pg_dump --lock-wait-timeout is a statement_timeout around LOCK TABLE:
   // the lock was not available in time.
   [/canceling statement due to statement timeout[^]*Query was: LOCK TABLE/, "aborted", "55P03"],
+  // pg_receivewal asked for WAL the server no longer has.
+  [/requested WAL segment \S+ has already been removed/, "data-loss", "58P01"],
   // The lock table is full: max_locks_per_transaction (SQLSTATE out_of_memory).
   [/out of shared memory/, "resource-exhausted", "53200"],
   [

@@ -14,7 +14,7 @@ import { connectExplained } from "../pg/client.ts";
 import { parseWalCaptureConfig, type WalCaptureOptions } from "../pg/config.ts";
 import type { PemFiles } from "../pg/pem_files.ts";
 import { prepareConnection } from "../pg/prepare.ts";
-import { toolEnv, toolPath } from "../pg/tools.ts";
+import { toolEnv, ToolError, toolPath } from "../pg/tools.ts";
 import { configuredTool, type ToolChoice } from "../pg/tool_search.ts";
 import { ServerError } from "../pg/errors.ts";
 import { PluginError } from "../errors.ts";
@@ -125,7 +125,12 @@ class WalImporter implements ImporterConnector {
       await this.#preflight(client);
       const slots = await readSlots(client, this.#pair);
       const problem = chainProblem(slots, this.#pair);
-      if (problem) throw new PluginError("failed-precondition", problem.message);
+      if (problem) {
+        const next = problem.recreate
+          ? "; the next capture fails, saying so, and starts a new chain: take a new base backup after it"
+          : "";
+        throw new PluginError("failed-precondition", `${problem.message}${next}`);
+      }
       const needed = (slots.guard ? 0 : 1) + (slots.pending ? 0 : 1);
       if (needed > 0) await this.#checkFreeSlots(client, needed);
       if (slots.guard) await this.#warnRetained(client, slots.guard);
@@ -199,7 +204,7 @@ class WalImporter implements ImporterConnector {
       segmentSize: server.segmentSize,
       spec: { runtime: this.#runtime, signal, secrets: [this.#opts.conn.password] },
     });
-    for await (const file of received) {
+    for await (const file of chainChecked(received)) {
       signal.throwIfAborted();
       files.push(file.name);
       this.#unread++;
@@ -245,7 +250,7 @@ class WalImporter implements ImporterConnector {
     warn(
       `created the replication slot ${this.#pair.guard} on ${this.#where()}: WAL is captured from ${
         formatLsn(at)
-      } on; a base backup (postgres+bin://) taken from now on can be recovered to any moment the captures cover`,
+      } on, and a base backup (postgres+bin://) taken from now on can be recovered to any moment the captures cover; if captures of this cluster ran before (another server after a failover, a slot dropped with its pair), their chain ends here: take a new base backup now`,
     );
     return { lsn: at, chainStart: true };
   }
@@ -393,6 +398,24 @@ function chainProblem(
     };
   }
   return undefined;
+}
+
+/**
+ * The received files; a range the server no longer has (pg_receivewal's
+ * "requested WAL segment has already been removed") is said as the broken
+ * chain it is.
+ */
+async function* chainChecked(files: AsyncIterable<WalFile>): AsyncGenerator<WalFile> {
+  try {
+    yield* files;
+  } catch (e) {
+    if (!(e instanceof ToolError) || e.kind !== "data-loss") throw e;
+    throw new PluginError(
+      "data-loss",
+      `the server no longer has WAL the chain needs (${e.message}): the chain is broken; take a new base backup (plakar backup postgres+bin://...) now`,
+      { cause: e },
+    );
+  }
 }
 
 /**

@@ -63,7 +63,16 @@ export async function* receiveWal(o: ReceiveOptions): AsyncGenerator<WalFile> {
     // --endpos stops once a position past it has arrived; the server sends
     // nothing past its flush position, so one byte before it is the last
     // that makes pg_receivewal wait for nothing (an idle server included).
-    args: [...connArgs(o.conn), "-D", o.dir, `--endpos=${formatLsn(o.end - 1n)}`, "--no-loop"],
+    // --no-sync: the files are read back at once and removed; what makes
+    // them durable is plakar's commit, and a crash fails the capture anyway.
+    args: [
+      ...connArgs(o.conn),
+      "-D",
+      o.dir,
+      `--endpos=${formatLsn(o.end - 1n)}`,
+      "--no-loop",
+      "--no-sync",
+    ],
     env: o.env,
     what: `from ${formatLsn(o.start)} to ${formatLsn(o.end)}`,
   }).then(() => {

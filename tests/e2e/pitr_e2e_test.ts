@@ -98,8 +98,8 @@ async function recover(
   const script = (await readmeRecovery()).replace(
     /^(STORE|BASE|TARGET|PGDATA|ARCHIVE|PORT)=.*$/gm,
     (_, name: string) => `${name}='${values[name].replace(/'/g, "'\\''")}'`,
-  ) // "the same PostgreSQL major as the source"
-    .replaceAll("/usr/lib/postgresql/15/bin", serverBin);
+  ) // "the same PostgreSQL major as the source" (pg_controldata 15 reads any of them)
+    .replaceAll("/usr/lib/postgresql/15/bin/pg_ctl", `${serverBin}/pg_ctl`);
   const bin = `${dir}/bin`;
   await Deno.mkdir(bin, { recursive: true });
   await Deno.symlink(u.bin, `${bin}/plakar`);
@@ -310,9 +310,9 @@ Deno.test("postgres+wal: a capture killed, one never committed, one cut by a ser
 
     await t.step("plakar SIGKILLed during a capture", async () => {
       await write(2000);
-      await src.psql("SELECT pg_switch_wal()");
+      await bulk(src);
       const child = startCapture(u, src);
-      await new Promise((r) => setTimeout(r, 150));
+      assert(await untilRunning("pg_receivewal"), "the capture never reached pg_receivewal");
       child.kill("SIGKILL");
       await child.status;
       await waitGone("pg_receivewal");
@@ -334,7 +334,9 @@ Deno.test("postgres+wal: a capture killed, one never committed, one cut by a ser
 
     await t.step("the server restarted during a capture", async () => {
       await write(8000);
+      await bulk(src);
       const child = startCapture(u, src);
+      assert(await untilRunning("pg_receivewal"), "the capture never reached pg_receivewal");
       await runAs(
         `${src.binDir}/pg_ctl`,
         [
@@ -375,6 +377,22 @@ function startCapture(u: PlakarUser, src: Cluster): Deno.ChildProcess {
     stdout: "null",
     stderr: "null",
   }).spawn();
+}
+
+/** About 40 MiB of WAL, so that a capture lasts long enough to be cut. */
+async function bulk(src: Cluster): Promise<void> {
+  await src.psql(`CREATE TABLE IF NOT EXISTS bulk (v text);
+    INSERT INTO bulk SELECT repeat(md5(g::text), 4) FROM generate_series(1, 200000) g`);
+}
+
+/** Waits (up to 20 s) until a process of that name runs; false if none did. */
+async function untilRunning(name: string): Promise<boolean> {
+  for (let i = 0; i < 2000; i++) {
+    const r = await new Deno.Command("pgrep", { args: ["-x", name] }).output();
+    if (r.success) return true;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  return false;
 }
 
 /** Waits (up to 10 s) until no process of that name runs. */

@@ -166,6 +166,22 @@ Deno.test("postgres+wal: the chain's slots, capture by capture", async (t) => {
   );
 
   await t.step(
+    "a capture warns, with figures, when the slots keep more than warn_retained_wal",
+    async () => {
+      await writeSome(c, 30000);
+      await capture(c); // the guard stays behind this one's start
+      const { lines } = await capturingStderr(() => capture(c, { warn_retained_wal: "1MB" }));
+      assert(
+        lines.some((l) =>
+          /slot plakar_wal keeps [0-9]+ MiB of WAL on .* \(warn_retained_wal: 1 MiB; max_slot_wal_keep_size: -1\)/
+            .test(l)
+        ),
+        lines.join("\n"),
+      );
+    },
+  );
+
+  await t.step(
     "a slot invalidated by max_slot_wal_keep_size fails the next capture and its Ping",
     async () => {
       await c.psql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
@@ -271,6 +287,16 @@ Deno.test("postgres+wal: captures follow a promotion, and a recovery goes throug
     assert(start.ok, start.out + await Deno.readTextFile(`${restored}/log`).catch(() => ""));
     try {
       const server = { host: "127.0.0.1", port, user: "postgres", password: SECRET };
+      // pg_ctl -w returns once read-only connections are taken: recovery may still run.
+      for (let i = 0; i < 600; i++) {
+        const [{ r }] = await queryServer<{ r: boolean }>(
+          server,
+          "SELECT pg_is_in_recovery() AS r",
+          "postgres",
+        );
+        if (!r) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
       const [{ answer }] = await queryServer<{ answer: number }>(
         server,
         "SELECT answer FROM after_promotion",
