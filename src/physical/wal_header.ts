@@ -8,7 +8,7 @@
 import { formatLsn } from "./wal_names.ts";
 
 /** Bytes of the long page header that are checked. */
-export const LONG_HEADER_SIZE = 40;
+const LONG_HEADER_SIZE = 40;
 
 /** XLP_LONG_HEADER: the page opens a segment. */
 const XLP_LONG_HEADER = 0x0002;

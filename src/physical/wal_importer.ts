@@ -24,7 +24,7 @@ import { replicationProblems, serverFacts, versionProblem } from "./requirements
 import { identifySystem, openReplication, timelineHistory } from "./replication.ts";
 import { parseHistory, timelineOf } from "./timeline_history.ts";
 import { receiveWal, type WalFile } from "./wal_receiver.ts";
-import { LONG_HEADER_SIZE, segmentHeaderProblem } from "./wal_header.ts";
+import { segmentHeaderProblem } from "./wal_header.ts";
 import { formatLsn, parseLsn, parseSegmentFileName, segmentStart } from "./wal_names.ts";
 import {
   advanceSlots,
@@ -60,7 +60,6 @@ interface ServerState {
   segmentSize: number;
   serverVersion: string;
   serverVersionNum: number;
-  maxSlotWalKeepSize: string;
 }
 
 class WalImporter implements ImporterConnector {
@@ -186,8 +185,7 @@ class WalImporter implements ImporterConnector {
       );
     }
     const start = await this.#start(session);
-    const server = await this.#serverState(session);
-    const startTli = await this.#timelineAt(start.lsn, server.timeline);
+    const { server, startTli } = await this.#serverState(session, start.lsn);
     const spool = this.#spool = await Deno.makeTempDir({
       dir: this.#opts.spoolDir,
       prefix: "plakar-pg-wal-",
@@ -255,18 +253,21 @@ class WalImporter implements ImporterConnector {
     return { lsn: at, chainStart: true };
   }
 
-  async #serverState(session: pg.Client): Promise<ServerState> {
+  /** The server's state, and the timeline `start` is on, over one replication connection. */
+  async #serverState(
+    session: pg.Client,
+    start: bigint,
+  ): Promise<{ server: ServerState; startTli: number }> {
     const repl = await openReplication(this.#opts.conn);
     try {
       const id = await identifySystem(repl);
-      const r = await session.query<{ seg: string; v: string; n: string; keep: string }>(
+      const r = await session.query<{ seg: string; v: string; n: string }>(
         `SELECT (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') AS seg,
                 current_setting('server_version') AS v,
-                current_setting('server_version_num') AS n,
-                current_setting('max_slot_wal_keep_size') AS keep`,
+                current_setting('server_version_num') AS n`,
       );
       const row = r.rows[0];
-      return {
+      const server: ServerState = {
         systemIdentifier: id.systemIdentifier,
         timeline: id.timeline,
         flushLsn: id.flushLsn,
@@ -274,20 +275,8 @@ class WalImporter implements ImporterConnector {
         segmentSize: Number(row.seg),
         serverVersion: row.v,
         serverVersionNum: Number(row.n),
-        maxSlotWalKeepSize: row.keep,
       };
-    } finally {
-      await repl.end().catch(() => {});
-    }
-  }
-
-  /** The timeline `lsn` is on: the current one, or an ancestor named in its history. */
-  async #timelineAt(lsn: bigint, current: number): Promise<number> {
-    if (current === 1) return 1;
-    const repl = await openReplication(this.#opts.conn);
-    try {
-      const { content } = await timelineHistory(repl, current);
-      return timelineOf(lsn, current, parseHistory(new TextDecoder().decode(content)));
+      return { server, startTli: await timelineAt(repl, start, id.timeline) };
     } finally {
       await repl.end().catch(() => {});
     }
@@ -362,6 +351,13 @@ class WalImporter implements ImporterConnector {
       await this.#pem.remove();
     }
   }
+}
+
+/** The timeline `lsn` is on: the current one, or an ancestor named in its history. */
+async function timelineAt(repl: pg.Client, lsn: bigint, current: number): Promise<number> {
+  if (current === 1) return 1;
+  const { content } = await timelineHistory(repl, current);
+  return timelineOf(lsn, current, parseHistory(new TextDecoder().decode(content)));
 }
 
 /**
@@ -471,7 +467,7 @@ function checkedFile(
         }
         if (!checked) {
           const problem = segmentHeaderProblem(
-            buf.subarray(0, Math.max(n, LONG_HEADER_SIZE)),
+            buf.subarray(0, n),
             expect!,
           );
           if (problem) {

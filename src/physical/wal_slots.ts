@@ -38,7 +38,6 @@ export interface SlotState {
   /** reserved, extended, unreserved or lost (PostgreSQL 13+). */
   walStatus?: string;
   slotType: string;
-  active: boolean;
 }
 
 /** Both slots, each undefined when it does not exist. */
@@ -51,9 +50,8 @@ export async function readSlots(
     slot_type: string;
     restart_lsn: string | null;
     wal_status: string | null;
-    active: boolean;
   }>(
-    `SELECT slot_name, slot_type, restart_lsn::text, wal_status, active
+    `SELECT slot_name, slot_type, restart_lsn::text, wal_status
        FROM pg_catalog.pg_replication_slots WHERE slot_name IN ($1, $2)`,
     [pair.guard, pair.pending],
   );
@@ -64,7 +62,6 @@ export async function readSlots(
       restartLsn: row.restart_lsn === null ? undefined : parseLsn(row.restart_lsn),
       walStatus: row.wal_status ?? undefined,
       slotType: row.slot_type,
-      active: row.active,
     };
   };
   return { guard: state(pair.guard), pending: state(pair.pending) };
